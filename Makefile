@@ -1,0 +1,34 @@
+# sidstream: every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint chaos clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: an open requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# MovieLens-100k ships inside the recbole wheel; its licence forbids redistribution.
+	$(BIN)/pip install -q --no-deps recbole==1.2.1
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/sidstream demo
+
+test: install
+	$(BIN)/ruff check streams models export infra tests
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check streams models export infra tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

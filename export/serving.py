@@ -1,0 +1,150 @@
+"""Serving: score many users' candidates at once with onnxruntime (or torch eager, same API).
+
+The stream calls :meth:`RankerSession.score` once per micro-batch with every user it touched:
+
+    batch = RankBatch(hist_items, hist_events, last_age_s, cand_items)
+    scores = session.score(batch)          # RankScores: pctr, pcvr, pctcvr, [U, C] each
+
+- ``hist_items`` int [U, N'] item ids, right-aligned (most recent last), 0 = padding; any N'
+  (the session keeps the model's last ``max_hist`` columns);
+- ``hist_events`` int [U, N'] ``models.ranker_features.EVENT_IDS`` (view 1, click 2, cart 3,
+  order 4; 0 padding);
+- ``last_age_s`` float [U] seconds since the user's last event (NaN: unknown), or None;
+- ``cand_items`` int [U, C] candidate item ids, 0 = padding (scores 0 there).
+
+Users with different numbers of candidates: build the [U, C] array from a flat list with
+:func:`pad_candidates` and read the flat scores back with ``scores.pctr[rows, cols]``.
+
+Item features are gathered on the host from :class:`models.ranker_features.ItemFeatures`
+(numpy ``take``); items upserted after training get rows there and are scored from their
+category / brand / price / SID features with the shared unknown-item id embedding.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from models.ranker_features import ItemFeatures, ModelInputs, build_inputs
+
+if TYPE_CHECKING:
+    from models.ranker import Ranker
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+ORT_ERROR = 3  # onnxruntime log severity: 0 verbose .. 3 error, 4 fatal
+
+
+class RankBatch(NamedTuple):
+    hist_items: np.ndarray  # int [U, N'], right-aligned, 0 = padding
+    hist_events: np.ndarray  # int [U, N'], EVENT_IDS
+    last_age_s: np.ndarray | None  # float [U] seconds since the last event, NaN unknown
+    cand_items: np.ndarray  # int [U, C], 0 = padding
+
+
+class RankScores(NamedTuple):
+    pctr: np.ndarray  # float32 [U, C]
+    pcvr: np.ndarray
+    pctcvr: np.ndarray
+
+
+def pad_candidates(cand_items: np.ndarray, cand_user: np.ndarray, n_users: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat candidates with user rows -> ([U, C_max] padded ids, rows, cols) of each input."""
+    cand_items = np.asarray(cand_items, np.int64)
+    cand_user = np.asarray(cand_user, np.int64)
+    counts = np.bincount(cand_user, minlength=n_users)
+    order = np.argsort(cand_user, kind="stable")
+    start = np.cumsum(counts) - counts
+    cols = np.empty(len(cand_user), np.int64)
+    cols[order] = np.arange(len(order)) - start[cand_user[order]]
+    out = np.zeros((n_users, int(counts.max(initial=0))), np.int64)
+    out[cand_user, cols] = cand_items
+    return out, cand_user, cols
+
+
+def _cuda_usable(ort_module: object) -> bool:
+    """CUDA counts only if torch sees a device (cheap) -- never by trial on a CPU machine."""
+    if CUDA not in ort_module.get_available_providers():  # type: ignore[attr-defined]
+        return False
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def choose_providers(prefer_cuda: bool = True) -> list[str]:
+    """``[CUDA, CPU]`` when CUDA is really usable, else ``[CPU]``."""
+    import onnxruntime as ort
+
+    if prefer_cuda and _cuda_usable(ort):
+        return [CUDA, CPU]
+    return [CPU]
+
+
+class RankerSession:
+    """onnxruntime session over ``ranker.onnx`` with the host-side feature gather."""
+
+    def __init__(self, onnx_path: Path | str, features: ItemFeatures, max_hist: int,
+                 intra_op_threads: int = 1, inter_op_threads: int = 1,
+                 prefer_cuda: bool = True) -> None:
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(ORT_ERROR)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = ORT_ERROR
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = inter_op_threads
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = choose_providers(prefer_cuda)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+        except Exception:  # CUDA listed but unusable after all: CPU, quietly
+            if providers == [CPU]:
+                raise
+            log.debug("CUDA session failed; using CPU", exc_info=True)
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=[CPU])
+        self.providers = self.session.get_providers()
+        self.features, self.max_hist = features, max_hist
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        log.info("ranker session on %s (intra-op threads %d)", self.providers[0], intra_op_threads)
+
+    def inputs(self, batch: RankBatch) -> ModelInputs:
+        return build_inputs(self.features, batch.hist_items, batch.hist_events, batch.last_age_s,
+                            batch.cand_items, self.max_hist)
+
+    def run(self, inputs: ModelInputs) -> RankScores:
+        outs = self.session.run(None, dict(zip(self.input_names, inputs, strict=True)))
+        return RankScores(*(np.asarray(o) for o in outs))
+
+    def score(self, batch: RankBatch) -> RankScores:
+        return self.run(self.inputs(batch))
+
+
+class TorchRanker:
+    """The same API over the plain PyTorch model (eager): the reference and the baseline."""
+
+    def __init__(self, model: Ranker, features: ItemFeatures) -> None:
+        self.model = model.eval()
+        self.features, self.max_hist = features, model.cfg.max_hist
+
+    def inputs(self, batch: RankBatch) -> ModelInputs:
+        return build_inputs(self.features, batch.hist_items, batch.hist_events, batch.last_age_s,
+                            batch.cand_items, self.max_hist)
+
+    def run(self, inputs: ModelInputs) -> RankScores:
+        import torch
+
+        with torch.inference_mode():
+            outs = self.model(*(torch.from_numpy(a) for a in inputs))
+        return RankScores(*(o.numpy() for o in outs))
+
+    def score(self, batch: RankBatch) -> RankScores:
+        return self.run(self.inputs(batch))

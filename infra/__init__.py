@@ -1,0 +1,1 @@
+"""sidstream: infra."""

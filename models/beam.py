@@ -1,0 +1,123 @@
+"""Trie-constrained, KV-cached beam search over SIDs, batched across users.
+
+The history of every user is encoded once (``prefill``); its keys/values are shared by that
+user's beams, so a decoding step costs only ``U x B`` new tokens attending over the cached
+prefix plus at most L-1 cached generated tokens. Each step masks codes the trie does not admit,
+so only valid SIDs come out. Exclusions are applied inside the search: at the last level an
+excluded item's leaf is masked, and one level earlier a prefix whose whole subtree is excluded is
+dropped before it can take a beam slot.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from models.generative import KV, SIDGPT, TokenBatch
+from models.trie import SidTrie
+
+NEG = float("-inf")
+
+
+class RecallResult(NamedTuple):
+    items: np.ndarray  # [U, k] int64 item ids, -1 where fewer than k valid items exist
+    scores: np.ndarray  # [U, k] float32 log-probabilities of the SIDs (-inf for padding)
+
+
+class _Excluder:
+    """Batched membership test of (user, item) pairs in per-user exclusion sets."""
+
+    def __init__(self, exclude: list[set[int]] | None, n_users: int):
+        self.active = bool(exclude) and any(exclude)  # type: ignore[arg-type]
+        self.m = 1 + max((max(s) for s in exclude or [] if s), default=0)
+        keys = [u * self.m + i for u, s in enumerate(exclude or []) for i in s if i >= 0]
+        self.keys = torch.tensor(sorted(keys), dtype=torch.long)
+        self.n_users = n_users
+
+    def mask(self, items: torch.Tensor) -> torch.Tensor:
+        """items [U, ...] (item ids, -1 = none) -> True where excluded for that user."""
+        if not self.active:
+            return torch.zeros_like(items, dtype=torch.bool)
+        users = torch.arange(self.n_users).view(-1, *([1] * (items.dim() - 1)))
+        keys = users * self.m + items.clamp(min=0)
+        return torch.isin(keys, self.keys) & (items >= 0) & (items < self.m)
+
+
+def _children(trie: SidTrie, level: int, nodes: torch.Tensor) -> torch.Tensor:
+    """Child ids [*, V] of prefix ``nodes`` (-1 nodes give no children)."""
+    table = trie.table(level)
+    ch = table[nodes.clamp(min=0)]
+    return ch.masked_fill((nodes < 0).unsqueeze(-1), -1)
+
+
+def _reorder(own: list[KV], parent: torch.Tensor) -> list[KV]:
+    """Gather per-beam caches [U, H, B, s, dh] by parent beam index [U, B']."""
+    idx = parent[:, None, :, None, None]
+    out = []
+    for k, v in own:
+        i = idx.expand(-1, k.shape[1], -1, k.shape[3], k.shape[4])
+        out.append((k.gather(2, i), v.gather(2, i)))
+    return out
+
+
+def _drop_excluded_subtrees(trie: SidTrie, cand: torch.Tensor, nodes: torch.Tensor,
+                            excl: _Excluder) -> torch.Tensor:
+    """-inf for candidate prefix nodes [U, C] all of whose leaves are excluded."""
+    leaves = _children(trie, trie.depth - 1, nodes)  # [U, C, V_last] item ids
+    alive = (leaves >= 0) & ~excl.mask(leaves)
+    return cand.masked_fill(~alive.any(-1), NEG)
+
+
+@torch.no_grad()
+def beam_search(model: SIDGPT, trie: SidTrie, prefix: TokenBatch, lengths: torch.Tensor,
+                beam: int = 20, k: int = 10, exclude: list[set[int]] | None = None
+                ) -> RecallResult:
+    """Top-``k`` items per user from right-padded history prefixes (see ``make_batch``)."""
+    cfg, n_users, depth = model.cfg, prefix.tok.shape[0], trie.depth
+    if depth != cfg.levels or depth < 2:
+        raise ValueError(f"trie depth {depth} != model SID length {cfg.levels} (or < 2)")
+    excl = _Excluder(exclude, n_users)
+    h, kvs = model(prefix.tok, prefix.pos, prefix.iid)
+    last = h[torch.arange(n_users), lengths - 1]  # [U, d]
+    valid = torch.arange(prefix.tok.shape[1])[None, :] < lengths[:, None]
+    next_pos = (prefix.pos[torch.arange(n_users), lengths - 1] + 1).unsqueeze(1)
+
+    logp = model.level_logits(last, 0).log_softmax(-1)  # [U, V0]
+    child = _children(trie, 0, torch.zeros(n_users, dtype=torch.long))  # [U, V0]
+    cand = logp.masked_fill(child < 0, NEG)
+    score, code = cand.topk(min(beam, cand.shape[1]), dim=-1)
+    nodes = child.gather(1, code)
+    own: list[KV] | None = None
+    for level in range(1, depth):
+        tok = code + cfg.offsets[level - 1]
+        hb, own = model.decode(tok, next_pos.expand_as(tok), kvs, valid, own)
+        logp = model.level_logits(hb, level).log_softmax(-1)  # [U, B, V]
+        child = _children(trie, level, nodes)
+        total = (score.unsqueeze(-1) + logp).masked_fill(child < 0, NEG)
+        v = total.shape[-1]
+        if level == depth - 1:
+            total = total.masked_fill(excl.mask(child), NEG)
+            return _finish(total.view(n_users, -1), child.view(n_users, -1), k)
+        flat, flat_child = total.view(n_users, -1), child.view(n_users, -1)
+        over = min(2 * beam if excl.active and level == depth - 2 else beam, flat.shape[1])
+        score, idx = flat.topk(over, dim=-1)
+        nodes = flat_child.gather(1, idx)
+        if over > beam or (excl.active and level == depth - 2):
+            score = _drop_excluded_subtrees(trie, score, nodes, excl)
+            score, keep = score.topk(min(beam, over), dim=-1)
+            idx, nodes = idx.gather(1, keep), nodes.gather(1, keep)
+        parent, code = idx // v, idx % v
+        own = _reorder(own, parent)
+    raise AssertionError("unreachable: the last level returns")
+
+
+def _finish(total: torch.Tensor, items: torch.Tensor, k: int) -> RecallResult:
+    kk = min(k, total.shape[1])
+    score, idx = total.topk(kk, dim=-1)
+    out = items.gather(1, idx).masked_fill(torch.isinf(score), -1)
+    res_items = np.full((total.shape[0], k), -1, np.int64)
+    res_scores = np.full((total.shape[0], k), NEG, np.float32)
+    res_items[:, :kk], res_scores[:, :kk] = out.numpy(), score.numpy()
+    return RecallResult(res_items, res_scores)

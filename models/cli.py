@@ -1,0 +1,149 @@
+"""``sidstream train-tokenizer | train-recall | eval-recall`` and ``sidstream bench recall``.
+
+Registered by ``streams.cli`` through ``add_commands`` / ``add_bench_commands``. Nothing heavy is
+imported here: torch and the models load inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+BEAUTY = "../shared/data/amazon-beauty-2014"
+
+
+def _setup(args: argparse.Namespace) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+
+def _cmd_train_tokenizer(args: argparse.Namespace) -> int:
+    _setup(args)
+    from models.dataset import load_dataset
+    from models.rqvae import RQVAEConfig
+    from models.train_tokenizer import TokenizerTrainConfig, run_train_tokenizer
+
+    cfg = TokenizerTrainConfig(rqvae=RQVAEConfig(n_levels=args.levels,
+                                                 codebook_size=args.codebook_size),
+                               epochs=args.epochs, dup_vocab=args.dup_vocab, seed=args.seed)
+    path = run_train_tokenizer(load_dataset(args.data), Path(args.out), cfg)
+    print(path)
+    return 0
+
+
+def _cmd_train_recall(args: argparse.Namespace) -> int:
+    _setup(args)
+    from models.dataset import load_dataset
+    from models.generative import GenConfig
+    from models.train_recall import RecallTrainConfig, run_train_recall
+
+    gen = GenConfig(d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
+                    d_ff=4 * args.d_model, dropout=args.dropout)
+    cfg = RecallTrainConfig(gen=gen, id_embedding=not args.no_id_embedding, epochs=args.epochs,
+                            batch_size=args.batch_size, lr=args.lr, max_minutes=args.max_minutes,
+                            eval_every=args.eval_every, eval_users=args.eval_users,
+                            patience=args.patience, beam=args.beam, seed=args.seed)
+    path = run_train_recall(load_dataset(args.data), Path(args.tokenizer), Path(args.out), cfg,
+                            test=not args.no_test)
+    print(path)
+    return 0
+
+
+def _cmd_eval_recall(args: argparse.Namespace) -> int:
+    _setup(args)
+    from models.artifact import resolve, update_metrics
+    from models.dataset import load_dataset
+    from models.evaluate import evaluate, format_metrics
+    from models.recall_data import leave_one_out
+    from models.recaller import GenerativeRecaller
+
+    rec = GenerativeRecaller.load(args.artifact)
+    ds = load_dataset(args.data)
+    t0 = time.time()
+    res = evaluate(rec, ds, leave_one_out(ds, args.split, rec.max_hist), args.split, args.beam)
+    res["eval_seconds"] = round(time.time() - t0, 1)
+    print(format_metrics(res))
+    out = Path(args.json) if args.json else resolve(Path(args.artifact)) / f"eval-{args.split}.json"
+    out.write_text(json.dumps(res, indent=2))
+    if args.update_manifest:
+        update_metrics(resolve(Path(args.artifact)), {f"eval_{args.split}": res})
+    log.info("metrics written to %s", out)
+    return 0
+
+
+def _cmd_bench_recall(args: argparse.Namespace) -> int:
+    _setup(args)
+    from models.bench import bench_recall
+
+    res = bench_recall(args.artifact, args.data, users=args.users, batch_size=args.batch_size,
+                       beam=args.beam, k=args.k, exclude=args.exclude)
+    print(json.dumps(res))
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
+    if data:
+        p.add_argument("--data", default=BEAUTY, help="shared-format data set directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-tokenizer", help="item embeddings -> RQ-VAE -> semantic IDs")
+    _common(p)
+    p.add_argument("--out", default="artifacts/tokenizer")
+    p.add_argument("--epochs", type=int, default=400)
+    p.add_argument("--levels", type=int, default=3)
+    p.add_argument("--codebook-size", type=int, default=256)
+    p.add_argument("--dup-vocab", type=int, default=64, help="cap of the collision token")
+    p.set_defaults(func=_cmd_train_tokenizer)
+
+    p = sub.add_parser("train-recall", help="train the generative recall model (+ test eval)")
+    _common(p)
+    p.add_argument("--tokenizer", default="artifacts/tokenizer", help="artifact or its root")
+    p.add_argument("--out", default="artifacts/recall")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--max-minutes", type=float, default=40.0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--no-id-embedding", action="store_true")
+    p.add_argument("--eval-every", type=int, default=2)
+    p.add_argument("--eval-users", type=int, default=3000)
+    p.add_argument("--patience", type=int, default=4)
+    p.add_argument("--beam", type=int, default=20)
+    p.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
+    p.set_defaults(func=_cmd_train_recall)
+
+    p = sub.add_parser("eval-recall", help="Recall/NDCG@5/10 of a recall artifact + popularity")
+    _common(p)
+    p.add_argument("--artifact", default="artifacts/recall")
+    p.add_argument("--split", choices=("valid", "test"), default="test")
+    p.add_argument("--beam", type=int, default=20)
+    p.add_argument("--json", default=None, help="output file (default: <artifact>/eval-*.json)")
+    p.add_argument("--update-manifest", action="store_true")
+    p.set_defaults(func=_cmd_eval_recall)
+
+
+def add_bench_commands(bench_sub: argparse._SubParsersAction) -> None:
+    p = bench_sub.add_parser("recall", help="users/s of batched constrained beam search")
+    _common(p)
+    p.add_argument("--artifact", default="artifacts/recall")
+    p.add_argument("--users", type=int, default=4096)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--beam", type=int, default=20)
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--exclude", action="store_true", help="exclude each user's history")
+    p.set_defaults(func=_cmd_bench_recall)

@@ -1,0 +1,163 @@
+"""CTR/CVR ranker: DIN-style target attention, a DCN-v2 cross block and ESMM heads.
+
+Inputs (see ``models/ranker_features.py``, which builds them on the host):
+
+- ``hist_feats`` int64 [U, N, F]: feature rows of each user's last N items, right-aligned
+  (most recent in the last column), all-zero rows for padding;
+- ``hist_events`` int64 [U, N]: event type of each history entry (0 = padding);
+- ``context`` float32 [U, K]: event-type mix, history length, recency of the last event;
+- ``cand_feats`` int64 [U, C, F]: feature rows of each user's C candidates (zero rows = padding).
+
+An item's vector is the sum of its field embeddings (id, category, brand, price bucket, SID
+tokens). Each candidate attends over its user's history (the target attention of DIN, with a
+multi-head dot-product score instead of DIN's per-pair MLP, which would cost B*N*hidden per
+batch; a learned "sink" logit per head soaks up the weight when the history is empty). The
+candidate, its attention read-out, their product and the user vector go through a low-rank
+DCN-v2 cross network and a shared trunk into two heads: pCTR = p(click | shown) and
+pCVR = p(order | click). ESMM: both are trained over all candidates through
+pCTR and pCTCVR = pCTR * pCVR, so pCVR never needs the biased clicked-only sample.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class RankerConfig:
+    n_items: int = 12101  # trained ids 1..n_items; row 0 padding, row n_items + 1 = unknown item
+    n_categories: int = 256  # rows, 0 = unknown
+    n_brands: int = 4096  # rows, 0 = unknown
+    n_price_buckets: int = 10  # rows, 0 = unknown
+    n_sid_levels: int = 0  # SID tokens per item; 0 disables the SID features
+    sid_vocab: int = 258  # rows per SID level: codes shifted by one, 0 = unknown
+    n_event_types: int = 5  # 0 padding, view, click, cart, order
+    n_context: int = 7  # dense user context features
+    max_hist: int = 20  # history length N (the host pads or truncates to it)
+    d: int = 32  # embedding / attention width
+    n_heads: int = 2
+    n_cross: int = 2  # DCN-v2 cross layers
+    cross_rank: int = 8  # low rank of each cross layer's weight
+    hidden: int = 32  # trunk width
+    dropout: float = 0.1
+
+    @property
+    def n_fields(self) -> int:
+        return 4 + self.n_sid_levels
+
+    def field_sizes(self) -> list[int]:
+        base = [self.n_items + 2, self.n_categories, self.n_brands, self.n_price_buckets]
+        return base + [self.sid_vocab] * self.n_sid_levels
+
+
+class ItemEmbedding(nn.Module):
+    """Sum of an item's field embeddings; one table, each field at its own row offset."""
+
+    def __init__(self, cfg: RankerConfig) -> None:
+        super().__init__()
+        sizes = cfg.field_sizes()
+        self.table = nn.Embedding(sum(sizes), cfg.d)
+        nn.init.normal_(self.table.weight, std=0.05)
+        offsets = torch.tensor(list(itertools.accumulate([0, *sizes[:-1]])), dtype=torch.long)
+        self.register_buffer("offsets", offsets, persistent=False)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [..., F] -> [..., d]
+        return self.table(feats + self.offsets).sum(-2)
+
+
+class TargetAttention(nn.Module):
+    """Each candidate (query) attends over its own user's history (keys/values)."""
+
+    def __init__(self, cfg: RankerConfig) -> None:
+        super().__init__()
+        assert cfg.d % cfg.n_heads == 0
+        self.h, self.dh = cfg.n_heads, cfg.d // cfg.n_heads
+        self.q = nn.Linear(cfg.d, cfg.d, bias=False)
+        self.kv = nn.Linear(cfg.d, 2 * cfg.d, bias=False)
+        self.out = nn.Linear(cfg.d, cfg.d)
+        self.sink = nn.Parameter(torch.zeros(self.h))  # logit of "attend to nothing"
+
+    def forward(self, cand: torch.Tensor, hist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        u, c, d = cand.shape
+        n = hist.shape[1]
+        q = self.q(cand).view(u, c, self.h, self.dh).transpose(1, 2)  # [U, h, C, dh]
+        k, v = self.kv(hist).view(u, n, 2, self.h, self.dh).permute(2, 0, 3, 1, 4)  # [U, h, N, dh]
+        s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.dh))  # [U, h, C, N]
+        s = s + (mask[:, None, None, :].to(s.dtype) - 1.0) * 1e4  # padding -> -1e4 (no NaN)
+        sink = self.sink.view(1, self.h, 1, 1).expand(u, self.h, c, 1)
+        w = torch.softmax(torch.cat([sink, s], dim=-1), dim=-1)[..., 1:]  # sink value is 0
+        return self.out((w @ v).transpose(1, 2).reshape(u, c, d))
+
+
+class CrossNet(nn.Module):
+    """DCN-v2 with low-rank weights: x_{l+1} = x0 * (U_l V_l x_l + b_l) + x_l."""
+
+    def __init__(self, dim: int, n_layers: int, rank: int) -> None:
+        super().__init__()
+        self.v = nn.ModuleList([nn.Linear(dim, rank, bias=False) for _ in range(n_layers)])
+        self.u = nn.ModuleList([nn.Linear(rank, dim) for _ in range(n_layers)])
+
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        x = x0
+        for v, u in zip(self.v, self.u, strict=True):
+            x = x0 * u(v(x)) + x
+        return x
+
+
+class Ranker(nn.Module):
+    def __init__(self, cfg: RankerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d
+        self.items = ItemEmbedding(cfg)
+        self.events = nn.Embedding(cfg.n_event_types, d)
+        self.pos = nn.Parameter(torch.zeros(cfg.max_hist, d))  # recency rank of history entries
+        self.attn = TargetAttention(cfg)
+        self.ctx = nn.Linear(cfg.n_context, d)
+        self.cross = CrossNet(4 * d, cfg.n_cross, cfg.cross_rank)
+        self.trunk = nn.Sequential(nn.Linear(4 * d, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout))
+        self.ctr = nn.Linear(cfg.hidden, 1)
+        self.cvr = nn.Linear(cfg.hidden, 1)
+
+    def logits(self, hist_feats: torch.Tensor, hist_events: torch.Tensor, context: torch.Tensor,
+               cand_feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTR and CVR logits [U, C]."""
+        mask = hist_feats[..., 0] > 0  # [U, N]
+        hist = self.items(hist_feats) + self.events(hist_events) + self.pos  # [U, N, d]
+        cand = self.items(cand_feats)  # [U, C, d]
+        read = self.attn(cand, hist, mask)  # [U, C, d]
+        m = mask.unsqueeze(-1).to(hist.dtype)
+        pooled = (hist * m).sum(1) / m.sum(1).clamp(min=1.0)  # untargeted interest [U, d]
+        user = (pooled + self.ctx(context)).unsqueeze(1).expand_as(cand)
+        z = self.trunk(self.cross(torch.cat([cand, read, cand * read, user], dim=-1)))
+        return self.ctr(z).squeeze(-1), self.cvr(z).squeeze(-1)
+
+    def forward(self, hist_feats: torch.Tensor, hist_events: torch.Tensor, context: torch.Tensor,
+                cand_feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """pCTR, pCVR, pCTCVR [U, C]; 0 at padded candidates."""
+        ctr, cvr = self.logits(hist_feats, hist_events, context, cand_feats)
+        valid = (cand_feats[..., 0] > 0).to(ctr.dtype)
+        pctr, pcvr = torch.sigmoid(ctr) * valid, torch.sigmoid(cvr) * valid
+        return pctr, pcvr, pctr * pcvr
+
+
+def esmm_loss(ctr: torch.Tensor, cvr: torch.Tensor, click: torch.Tensor, order: torch.Tensor,
+              weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ESMM losses (CTR, CTCVR), each a weighted mean BCE over all candidates.
+
+    ``click``/``order`` are 0/1 floats, ``weight`` is 0 at padding. pCTCVR's BCE is computed from
+    log-sigmoids, so it stays finite when pCTR * pCVR approaches 0 or 1.
+    """
+    total = weight.sum().clamp(min=1.0)
+    l_ctr = (F.binary_cross_entropy_with_logits(ctr, click, reduction="none") * weight).sum()
+    log_p = (F.logsigmoid(ctr) + F.logsigmoid(cvr)).clamp(max=-1e-7)  # log pCTCVR
+    log_not_p = torch.where(log_p < -math.log(2), torch.log1p(-torch.exp(log_p)),
+                            torch.log(-torch.expm1(log_p)))
+    l_ctcvr = -((order * log_p + (1 - order) * log_not_p) * weight).sum()
+    return l_ctr / total, l_ctcvr / total

@@ -1,0 +1,223 @@
+"""Ranker inputs on the host: the item feature table, user context features, typed model inputs.
+
+The ranker never sees raw item ids. Every item id is turned on the host into one int64 feature
+row ``[id_row, category, brand, price_bucket, sid_1 .. sid_L]`` by a numpy ``take`` on
+:class:`ItemFeatures`; the model owns the embedding tables those rows index (see
+``models/ranker.py``). This keeps the exported ONNX graph free of catalogue data, so the catalogue
+can grow online: :meth:`ItemFeatures.upsert` adds rows for new items at any time, without touching
+the model.
+
+- ``id_row``: the item id for the items the model was trained on (1..n_trained_items), and the
+  shared "unknown item" row ``n_trained_items + 1`` for any newer item. Training replaces a share
+  of ids by that row (id dropout), so a new item is scored from its side features.
+- ``category`` / ``brand``: ids in vocabularies fixed at training time; unseen strings -> 0.
+- ``price_bucket``: 1 + log-price quantile bucket (edges from the training catalogue); 0 unknown.
+- ``sid_k``: semantic-ID token of level k shifted by one; 0 = unknown (SID -1 or no SID).
+
+Row 0 of the table is all zeros: item id 0 is padding. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from models.dataset import ItemMeta, SeqDataset
+
+log = logging.getLogger(__name__)
+
+# Event-type ids of history entries; the names are the stream's event types (streams/events.py).
+EVENT_IDS: dict[str, int] = {"view": 1, "click": 2, "cart": 3, "order": 4}
+N_EVENT_TYPES = len(EVENT_IDS) + 1  # + padding
+N_CONTEXT = len(EVENT_IDS) + 3  # event mix, history length, recency known, recency
+RECENCY_SCALE_S = 30 * 24 * 3600.0  # log1p(age) is divided by log1p(this)
+N_BASE_FIELDS = 4  # id_row, category, brand, price_bucket; SID tokens follow
+
+
+class ModelInputs(NamedTuple):
+    """What the ranker (torch or ONNX) consumes; numpy arrays, U users, C candidates each."""
+
+    hist_feats: np.ndarray  # int64 [U, N, F], history right-aligned (most recent last), 0 padded
+    hist_events: np.ndarray  # int64 [U, N], EVENT_IDS values, 0 = padding
+    context: np.ndarray  # float32 [U, N_CONTEXT]
+    cand_feats: np.ndarray  # int64 [U, C, F], row of zeros = padded candidate
+
+
+def category_key(meta: ItemMeta) -> str | None:
+    """The category an item is filed under: its first category path, joined."""
+    return " > ".join(meta.categories[0]) if meta.categories and meta.categories[0] else None
+
+
+def brand_key(meta: ItemMeta) -> str | None:
+    brand = (meta.brand or "").strip()
+    return brand if brand and brand.lower() != "unknown" else None
+
+
+@dataclass
+class ItemFeatures:
+    """Item id -> feature row table (numpy), growable for items upserted after training."""
+
+    table: np.ndarray  # int64 [rows, F]; row = item id
+    price: np.ndarray  # float32 [rows]; NaN = unknown (used by the value term of the blend)
+    n_trained_items: int  # ids 1..n_trained_items have their own id embedding
+    categories: dict[str, int]  # vocabularies fixed at training time (id 0 = unknown)
+    brands: dict[str, int]
+    price_edges: np.ndarray  # float64 [n_price_buckets - 2]: log-price bucket edges
+    sid_vocab: int = 1  # rows per SID level (codes + 1)
+    _unknown_row: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._unknown_row = np.zeros(self.n_fields, np.int64)
+        self._unknown_row[0] = self.unknown_id
+
+    @property
+    def n_fields(self) -> int:
+        return int(self.table.shape[1])
+
+    @property
+    def n_sid_levels(self) -> int:
+        return self.n_fields - N_BASE_FIELDS
+
+    @property
+    def unknown_id(self) -> int:
+        return self.n_trained_items + 1
+
+    @property
+    def n_price_buckets(self) -> int:
+        return len(self.price_edges) + 2  # + unknown, + the bucket above the last edge
+
+    @classmethod
+    def from_dataset(cls, ds: SeqDataset, item_sid: np.ndarray | None = None,
+                     n_price_buckets: int = 10) -> ItemFeatures:
+        """Vocabularies and table from ``ds``'s catalogue; ``item_sid`` [n_items+1, L] or None."""
+        n_items = max(ds.items, default=0)
+        cats = sorted({k for m in ds.items.values() if (k := category_key(m)) is not None})
+        brands = sorted({k for m in ds.items.values() if (k := brand_key(m)) is not None})
+        prices = np.array([m.price for m in ds.items.values() if m.price and m.price > 0])
+        qs = np.linspace(0, 1, n_price_buckets)[1:-1]
+        edges = np.unique(np.quantile(np.log(prices), qs)) if len(prices) else np.zeros(0)
+        n_sid = 0 if item_sid is None else int(item_sid.shape[1])
+        sid_vocab = 1 if item_sid is None else int(max(item_sid.max(initial=-1), -1)) + 2
+        feats = cls(np.zeros((n_items + 1, N_BASE_FIELDS + n_sid), np.int64),
+                    np.full(n_items + 1, np.nan, np.float32), n_items,
+                    {c: i + 1 for i, c in enumerate(cats)}, {b: i + 1 for i, b in enumerate(brands)},
+                    edges, sid_vocab)
+        for item, meta in ds.items.items():
+            sid = None if item_sid is None or item >= len(item_sid) else item_sid[item]
+            feats.upsert(item, meta, sid)
+        log.info("item features: %d items, %d categories, %d brands, %d price buckets, "
+                 "%d SID levels", n_items, len(cats), len(brands), feats.n_price_buckets, n_sid)
+        return feats
+
+    def price_bucket(self, price: float | None) -> int:
+        if price is None or not price > 0 or not math.isfinite(price):
+            return 0
+        return 1 + int(np.searchsorted(self.price_edges, math.log(price), side="right"))
+
+    def upsert(self, item_id: int, meta: ItemMeta, sid: np.ndarray | None = None) -> None:
+        """Add or replace the row of ``item_id`` (grows the table for new ids)."""
+        if item_id <= 0:
+            raise ValueError(f"item ids are positive integers, got {item_id}")
+        self._grow(item_id + 1)
+        row = self.table[item_id]
+        row[0] = item_id if item_id <= self.n_trained_items else self.unknown_id
+        row[1] = self.categories.get(category_key(meta) or "", 0)
+        row[2] = self.brands.get(brand_key(meta) or "", 0)
+        row[3] = self.price_bucket(meta.price)
+        if self.n_sid_levels:
+            codes = np.full(self.n_sid_levels, -1) if sid is None else np.asarray(sid)
+            codes = np.where((codes >= 0) & (codes < self.sid_vocab - 1), codes, -1)
+            row[N_BASE_FIELDS:] = codes[: self.n_sid_levels] + 1
+        self.price[item_id] = meta.price if meta.price is not None else np.nan
+
+    def _grow(self, rows: int) -> None:
+        if rows <= len(self.table):
+            return
+        new = max(rows, 2 * len(self.table))
+        table = np.zeros((new, self.n_fields), np.int64)
+        table[: len(self.table)] = self.table
+        table[len(self.table):] = self._unknown_row  # ids never upserted: unknown item
+        price = np.full(new, np.nan, np.float32)
+        price[: len(self.price)] = self.price
+        self.table, self.price = table, price
+
+    def gather(self, ids: np.ndarray) -> np.ndarray:
+        """Feature rows of ``ids`` (any shape, int) -> int64 [*ids.shape, F]; 0 -> zero row."""
+        ids = np.asarray(ids, np.int64)
+        if ids.size and ids.min() < 0:
+            raise ValueError("item ids must be >= 0 (0 = padding)")
+        out = self.table[np.minimum(ids, len(self.table) - 1)]
+        beyond = ids >= len(self.table)
+        if beyond.any():
+            out[beyond] = self._unknown_row
+        return out
+
+    def prices(self, ids: np.ndarray) -> np.ndarray:
+        """Prices of ``ids`` (NaN where unknown or padding)."""
+        ids = np.asarray(ids, np.int64)
+        out = self.price[np.minimum(ids, len(self.price) - 1)]
+        return np.where((ids > 0) & (ids < len(self.price)), out, np.nan).astype(np.float32)
+
+    def save(self, directory: Path) -> list[Path]:
+        """Write ``features.npz`` and ``features.json`` into ``directory``; return the paths."""
+        npz, meta = directory / "features.npz", directory / "features.json"
+        np.savez(npz, table=self.table, price=self.price, price_edges=self.price_edges)
+        meta.write_text(json.dumps({"n_trained_items": self.n_trained_items,
+                                    "sid_vocab": self.sid_vocab, "categories": self.categories,
+                                    "brands": self.brands}, ensure_ascii=False))
+        return [npz, meta]
+
+    @classmethod
+    def load(cls, directory: Path) -> ItemFeatures:
+        meta = json.loads((directory / "features.json").read_text())
+        with np.load(directory / "features.npz", allow_pickle=False) as z:
+            return cls(z["table"], z["price"], int(meta["n_trained_items"]),
+                       dict(meta["categories"]), dict(meta["brands"]), z["price_edges"],
+                       int(meta["sid_vocab"]))
+
+
+def context_features(hist_events: np.ndarray, last_age_s: np.ndarray | None) -> np.ndarray:
+    """User context [U, N_CONTEXT]: event-type mix, log history length, recency of last event.
+
+    ``last_age_s`` [U]: seconds between the user's last event and now (NaN or None: unknown).
+    """
+    n_users, n_hist = hist_events.shape
+    valid = hist_events > 0
+    length = valid.sum(1)
+    out = np.zeros((n_users, N_CONTEXT), np.float32)
+    for t in EVENT_IDS.values():
+        out[:, t - 1] = (hist_events == t).sum(1) / np.maximum(length, 1)
+    out[:, len(EVENT_IDS)] = np.log1p(length) / math.log1p(max(n_hist, 1))
+    if last_age_s is not None:
+        age = np.asarray(last_age_s, np.float64)
+        known = np.isfinite(age) & (length > 0)
+        out[:, -2] = known
+        scaled = np.log1p(np.clip(np.nan_to_num(age), 0, None)) / math.log1p(RECENCY_SCALE_S)
+        out[:, -1] = np.where(known, np.minimum(scaled, 1.5), 0.0)
+    return out
+
+
+def fit_history(hist: np.ndarray, n_hist: int) -> np.ndarray:
+    """Keep the ``n_hist`` most recent columns of a right-aligned [U, *] array (left-pad 0)."""
+    if hist.shape[1] >= n_hist:
+        return hist[:, hist.shape[1] - n_hist:]
+    pad = np.zeros((hist.shape[0], n_hist - hist.shape[1]), hist.dtype)
+    return np.concatenate([pad, hist], axis=1)
+
+
+def build_inputs(features: ItemFeatures, hist_items: np.ndarray, hist_events: np.ndarray,
+                 last_age_s: np.ndarray | None, cand_items: np.ndarray, n_hist: int
+                 ) -> ModelInputs:
+    """Gather feature rows and context for U users: history [U, *] right-aligned, cands [U, C]."""
+    hist_items = fit_history(np.asarray(hist_items, np.int64), n_hist)
+    hist_events = fit_history(np.asarray(hist_events, np.int64), n_hist)
+    hist_events = np.where(hist_items > 0, hist_events, 0)
+    return ModelInputs(features.gather(hist_items), hist_events,
+                       context_features(hist_events, last_age_s),
+                       features.gather(np.asarray(cand_items, np.int64)))

@@ -1,0 +1,124 @@
+"""``GenerativeRecaller``: the inference API the stream worker calls, and the recall artifact.
+
+    rec = GenerativeRecaller.load("artifacts/recall")          # LATEST version, validated
+    res = rec.recall([[12, 7, 301], [5]], k=10, exclude=[{12, 7, 301}, {5}])
+    res.items[u], res.scores[u]                                 # top-k item ids, SID log-probs
+    rec.add_item(99999, "New lipstick | Brand | Beauty > Makeup")  # SID + trie insert, in place
+
+An artifact (kind ``recall``) is self-contained: RQ-VAE, SID table, generative weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.artifact import ArtifactError, load_manifest, resolve, write_artifact
+from models.beam import RecallResult, beam_search
+from models.embeddings import encode_texts
+from models.generative import SIDGPT, GenConfig
+from models.recall_data import ItemTokens, make_batch
+from models.rqvae import RQVAE
+from models.sid import SidTable
+from models.train_tokenizer import load_tokenizer_files, save_tokenizer_files
+from models.trie import SidTrie
+
+log = logging.getLogger(__name__)
+
+KIND, FORMAT = "recall", 1
+
+
+class GenerativeRecaller:
+    def __init__(self, rqvae: RQVAE, table: SidTable, model: SIDGPT, max_hist: int = 20,
+                 n_last_candidates: int = 16):
+        self.rqvae, self.table, self.model = rqvae.eval(), table, model.eval()
+        self.cfg = model.cfg
+        if self.cfg.vocab_sizes != table.vocab_sizes:
+            raise ValueError(f"model SID vocab {self.cfg.vocab_sizes} != table "
+                             f"{table.vocab_sizes}")
+        self.max_hist, self.n_last_candidates = max_hist, n_last_candidates
+        self.tokens = ItemTokens.build(table.sids, self.cfg)
+        self.trie = SidTrie.from_sids(table.vocab_sizes, ((s, i) for i, s in table.sids.items()))
+
+    @property
+    def n_items(self) -> int:
+        return self.trie.n_items
+
+    def prefixes(self, histories: list[list[int]]) -> list[np.ndarray]:
+        """Known items of each history (most recent ``max_hist``) as token-table rows."""
+        return [self.tokens.rows(h)[-self.max_hist:] for h in histories]
+
+    @torch.no_grad()
+    def recall(self, histories: list[list[int]], k: int = 10, beam: int = 20,
+               exclude: list[set[int]] | None = None, batch_size: int = 256) -> RecallResult:
+        """Top-``k`` item ids per user (chronological histories of item ids; unknown items are
+        skipped). Never returns an invalid SID's item or an item of ``exclude[u]``; rows are
+        padded with -1 / -inf where fewer than ``k`` items are reachable."""
+        if exclude is not None and len(exclude) != len(histories):
+            raise ValueError("exclude must have one set per history")
+        rows = self.prefixes(histories)
+        items, scores = [], []
+        for s in range(0, len(rows), batch_size):
+            batch, lengths = make_batch(rows[s: s + batch_size], self.tokens, self.cfg,
+                                        train=False)
+            ex = None if exclude is None else exclude[s: s + batch_size]
+            res = beam_search(self.model, self.trie, batch, lengths, beam, k, ex)
+            items.append(res.items)
+            scores.append(res.scores)
+        if not items:
+            return RecallResult(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
+        return RecallResult(np.concatenate(items), np.concatenate(scores))
+
+    @torch.no_grad()
+    def add_item(self, item: int, text: str | None = None, vector: np.ndarray | None = None
+                 ) -> tuple[int, ...]:
+        """Catalogue upsert: frozen encoder + quantizer -> unique SID -> trie, in place.
+        Known items keep their SID. Give the item's text, or a precomputed embedding."""
+        if item in self.table.sids:
+            return self.table.sids[item]
+        if vector is None:
+            if not text:
+                raise ValueError(f"item {item}: need text or an embedding vector")
+            vector = encode_texts([text])[0]
+        x = torch.as_tensor(np.asarray(vector, np.float32)).view(1, -1)
+        codes, cand = self.rqvae.encode_candidates(x, self.n_last_candidates)
+        sid = self.table.add(item, codes[0].numpy(), cand[0].numpy())
+        self.trie.insert(sid, item)
+        self.tokens.add_many({item: sid}, self.cfg)
+        log.debug("new item %d -> SID %s", item, sid)
+        return sid
+
+    # ---------------------------------------------------------------- artifact
+    def save(self, root: Path, data_hash: str, config: dict[str, Any],
+             metrics: dict[str, Any]) -> Path:
+        def writer(d: Path) -> None:
+            save_tokenizer_files(d, self.rqvae, self.table)
+            torch.save({"config": asdict(self.cfg), "state": self.model.state_dict()},
+                       d / "generative.pt")
+
+        config = {**config, "generative": asdict(self.cfg), "max_hist": self.max_hist}
+        return write_artifact(root, KIND, FORMAT, data_hash, config, metrics, writer)
+
+    @classmethod
+    def load(cls, path: Path | str) -> GenerativeRecaller:
+        """Load and validate a recall artifact (a version dir, or a root with LATEST);
+        raises ``ArtifactError`` for missing, corrupt or incompatible artifacts."""
+        man = load_manifest(Path(path), kind=KIND, fmt=FORMAT)
+        d = resolve(Path(path))
+        try:
+            rqvae, table = load_tokenizer_files(d)
+            blob = torch.load(d / "generative.pt", map_location="cpu", weights_only=True)
+            gcfg = blob["config"]
+            cfg = GenConfig(**{**gcfg, "vocab_sizes": tuple(gcfg["vocab_sizes"])})
+            model = SIDGPT(cfg)
+            model.load_state_dict(blob["state"])
+            rec = cls(rqvae, table, model, max_hist=int(man.config.get("max_hist", 20)))
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise ArtifactError(f"{d}: cannot load recall artifact: {exc}") from exc
+        rec.manifest = man  # type: ignore[attr-defined]
+        return rec

@@ -1,0 +1,105 @@
+"""Prefix trie of valid SIDs as dense per-level child tables, for batched constrained decoding.
+
+Level ``l`` holds ``children[l]``: an int64 array [n_nodes_l, V_l]; entry ``[node, code]`` is the
+id of the child node at level ``l + 1`` (or, at the last level, the item id), -1 where the
+prefix has no such child. Node 0 of level 0 is the root. Masks for a batch of beams are a single
+fancy-index ``children[l][nodes] >= 0``. Insertion is in place (tables grow by doubling), so a
+catalogue upsert makes its item recallable on the next search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+NONE = -1
+
+
+class SidTrie:
+    def __init__(self, vocab_sizes: Sequence[int]):
+        self.vocab_sizes = tuple(int(v) for v in vocab_sizes)
+        self._tables = [np.full((1 if lv == 0 else 16, v), NONE, np.int64)
+                        for lv, v in enumerate(self.vocab_sizes)]
+        self._used = [1] + [0] * (len(self.vocab_sizes) - 1)  # nodes in use per level
+        self.n_items = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self.vocab_sizes)
+
+    @classmethod
+    def from_sids(cls, vocab_sizes: Sequence[int], sids: Iterable[tuple[Sequence[int], int]]
+                  ) -> SidTrie:
+        trie = cls(vocab_sizes)
+        for sid, item in sids:
+            trie.insert(sid, item)
+        return trie
+
+    def _new_node(self, level: int) -> int:
+        table = self._tables[level]
+        if self._used[level] == table.shape[0]:
+            grown = np.full((table.shape[0] * 2, table.shape[1]), NONE, np.int64)
+            grown[: table.shape[0]] = table
+            self._tables[level] = grown
+        self._used[level] += 1
+        return self._used[level] - 1
+
+    def insert(self, sid: Sequence[int], item: int) -> None:
+        """Add ``sid`` -> ``item``; raises if the SID is malformed or taken by another item."""
+        if len(sid) != self.depth:
+            raise ValueError(f"SID {tuple(sid)} has {len(sid)} tokens, trie depth {self.depth}")
+        for lv, c in enumerate(sid):
+            if not 0 <= c < self.vocab_sizes[lv]:
+                raise ValueError(f"SID {tuple(sid)}: code {c} out of range at level {lv}")
+        if item < 0:
+            raise ValueError("item ids must be >= 0")
+        node = 0
+        for lv, c in enumerate(sid[:-1]):
+            child = int(self._tables[lv][node, c])
+            if child == NONE:
+                child = self._new_node(lv + 1)
+                self._tables[lv][node, c] = child
+            node = child
+        last = self._tables[-1]
+        if last[node, sid[-1]] not in (NONE, item):
+            raise ValueError(f"SID {tuple(sid)} already maps to item {last[node, sid[-1]]}")
+        self.n_items += last[node, sid[-1]] == NONE
+        last[node, sid[-1]] = item
+
+    def lookup(self, sid: Sequence[int]) -> int:
+        """Item of a full SID, -1 if the SID is not in the trie."""
+        if len(sid) != self.depth:
+            return NONE
+        node = 0
+        for lv, c in enumerate(sid):
+            if not 0 <= c < self.vocab_sizes[lv]:
+                return NONE
+            node = int(self._tables[lv][node, c])
+            if node == NONE:
+                return NONE
+        return node
+
+    def allowed(self, level: int, nodes: np.ndarray) -> np.ndarray:
+        """Boolean mask [*nodes.shape, V_level] of codes that extend each prefix node."""
+        return self._tables[level][nodes] >= 0
+
+    def table(self, level: int) -> torch.Tensor:
+        """Zero-copy torch view of level ``level``'s child table (valid until the next insert)."""
+        return torch.from_numpy(self._tables[level][: self._used[level]])
+
+    def items(self) -> list[tuple[tuple[int, ...], int]]:
+        """All (SID, item) pairs, depth-first."""
+        out: list[tuple[tuple[int, ...], int]] = []
+
+        def walk(level: int, node: int, prefix: tuple[int, ...]) -> None:
+            for c in np.flatnonzero(self._tables[level][node] >= 0):
+                child = int(self._tables[level][node, c])
+                if level == self.depth - 1:
+                    out.append(((*prefix, int(c)), child))
+                else:
+                    walk(level + 1, child, (*prefix, int(c)))
+
+        walk(0, 0, ())
+        return out

@@ -1,0 +1,136 @@
+"""The ``sidstream`` command line: one entry point, a sub-command per job.
+
+Stream commands live here; model and export commands register themselves through
+``models.cli.add_commands`` and ``export.cli.add_commands`` / ``add_bench_commands`` so that
+this module stays light: nothing heavy (torch, faust) is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from infra.embedded import run_up
+
+    return run_up()
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+
+    return run_worker(loglevel=args.loglevel)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from streams.replay import ReplayConfig, run_replay
+
+    cfg = ReplayConfig(dataset=args.dataset, rate=args.rate, limit=args.limit,
+                       items=not args.no_items, seed=args.seed)
+    run_replay(cfg)
+    return 0
+
+
+def _cmd_recs(args: argparse.Namespace) -> int:
+    from streams.recs_cli import print_recs
+
+    return print_recs(args.user_id, as_json=args.json)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from streams.demo import DemoConfig, run_demo
+
+    return run_demo(DemoConfig(limit=args.limit, rate=args.rate, users=args.users))
+
+
+def _cmd_seed(args: argparse.Namespace) -> int:
+    from streams.seed import build_seed
+
+    build_seed(args.dataset, args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sidstream", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("up", help="embedded broker + Redis on loopback (foreground, Ctrl-C stops)"
+                   ).set_defaults(func=_cmd_up)
+    p = sub.add_parser("worker", help="run the faust worker with the SIDSTREAM_* settings")
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("replay", help="replay a data set as events onto sidstream-events")
+    p.add_argument("dataset", help="'movielens' or a shared-format directory")
+    p.add_argument("--rate", type=float, default=0.0, help="events/s (0: as fast as possible)")
+    p.add_argument("--limit", type=int, default=0, help="stop after N events (0: all)")
+    p.add_argument("--no-items", action="store_true", help="do not send catalogue upserts first")
+    p.add_argument("--seed", type=int, default=0, help="seed for event ids and spread timing")
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("recs", help="print a user's recommendation list from Redis")
+    p.add_argument("user_id")
+    p.add_argument("--json", action="store_true", help="print the raw JSON payload")
+    p.set_defaults(func=_cmd_recs)
+
+    p = sub.add_parser("demo", help="embedded stack + worker + MovieLens replay + sample lists")
+    p.add_argument("--limit", type=int, default=0, help="events to replay (0: all 100,000)")
+    p.add_argument("--rate", type=float, default=0.0, help="events/s (0: as fast as possible)")
+    p.add_argument("--users", type=int, default=3, help="users whose lists are printed")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("seed", help="build the co-visitation/popularity seed from a data set")
+    p.add_argument("dataset", help="'movielens' or a shared-format directory")
+    p.add_argument("--out", default=None, help="output file (default: $SIDSTREAM_MODEL_DIR/seed)")
+    p.set_defaults(func=_cmd_seed)
+
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    _register_optional(sub, bench_sub)
+    return parser
+
+
+def _register_optional(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction
+                       ) -> None:
+    """Model, export and benchmark commands; each module keeps heavy imports inside handlers."""
+    try:
+        from models import cli as models_cli
+    except ImportError:  # models package without a CLI yet
+        models_cli = None  # type: ignore[assignment]
+    if models_cli is not None:
+        models_cli.add_commands(sub)
+    try:
+        from export import cli as export_cli
+    except ImportError:
+        export_cli = None  # type: ignore[assignment]
+    if export_cli is not None:
+        export_cli.add_commands(sub)
+        export_cli.add_bench_commands(bench_sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python is chatty at INFO
+    func: Handler = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+    except (FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Prometheus metrics of a worker, on their own registry (no global state at import time).
+
+Units are in the names; every histogram has explicit buckets.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+FRESHNESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0,
+                     2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+# Pipeline stages (label values of sidstream_stage_seconds).
+STAGES = ("validate", "state", "recall", "rank", "redis", "dlq", "batch")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter("sidstream_events_total", "Valid events applied, by type",
+                              ["type"], registry=r)
+        self.invalid = Counter("sidstream_events_invalid_total",
+                               "Messages rejected to the dead-letter topic, by reason",
+                               ["reason"], registry=r)
+        self.duplicates = Counter("sidstream_events_duplicate_total",
+                                  "Redelivered events skipped by the dedup window", registry=r)
+        self.items = Counter("sidstream_items_total", "Catalogue upserts applied", registry=r)
+        self.recs_written = Counter("sidstream_recs_written_total",
+                                    "Recommendation lists written to Redis", registry=r)
+        self.redis_errors = Counter("sidstream_redis_errors_total",
+                                    "Failed Redis write attempts", registry=r)
+        self.freshness = Histogram("sidstream_freshness_seconds",
+                                   "Latest event timestamp to Redis write, per list",
+                                   buckets=FRESHNESS_BUCKETS, registry=r)
+        self.stage = Histogram("sidstream_stage_seconds", "Wall time per pipeline stage per batch",
+                               ["stage"], buckets=STAGE_BUCKETS, registry=r)
+        self.batch_size = Histogram("sidstream_batch_size", "Messages per micro-batch",
+                                    buckets=BATCH_BUCKETS, registry=r)
+        self.pending_writes = Gauge("sidstream_redis_pending_lists",
+                                    "Lists waiting for Redis to come back", registry=r)
+        self.assigned = Gauge("sidstream_assigned_partitions",
+                              "Event partitions assigned to this worker", registry=r)
+        self.users = Gauge("sidstream_users_in_state", "Users held in this worker's table",
+                           registry=r)
+        self.covisit_items = Gauge("sidstream_covisit_items", "Items in the co-visitation index",
+                                   registry=r)

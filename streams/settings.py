@@ -1,0 +1,123 @@
+"""Worker settings: one frozen dataclass, read from ``SIDSTREAM_*`` environment variables.
+
+Each field ``foo_bar`` is set by ``SIDSTREAM_FOO_BAR``; the README lists them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SIDSTREAM_"
+
+# Topic names are part of the public contract.
+EVENTS_TOPIC = "sidstream-events"
+ITEMS_TOPIC = "sidstream-items"
+DLQ_TOPIC = "sidstream-events-dlq"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- contract settings (README) ---
+    broker: str = "kafka://127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    metrics_port: int = 9108
+    model_dir: Path = Path("artifacts")
+    rec_ttl_s: int = 7 * 24 * 3600
+    topic_partitions: int = 8
+    # --- broker and app ---
+    app_id: str = "sidstream"
+    broker_kind: str = "kafka"  # "kafka" or "tansu" (works around Tansu's end-offset quirk)
+    replication_factor: int = 1
+    session_timeout_s: float = 10.0
+    data_dir: Path = Path(".sidstream")
+    # --- ingest ---
+    batch_max: int = 500  # micro-batch cap (stream.take)
+    batch_within_s: float = 0.05  # how long a partial micro-batch waits
+    max_event_bytes: int = 16_384  # larger payloads go to the DLQ as too_large
+    max_id_chars: int = 256
+    future_skew_s: int = 3600  # events further in the future are rejected
+    min_ts_ms: int = 946_684_800_000  # 2000-01-01: older timestamps are absurd
+    # --- user state ---
+    seq_len: int = 50  # events kept per user
+    dedup_window: int = 256  # recent event ids kept per user
+    ordered_cap: int = 1000  # ordered items remembered per user (excluded from lists)
+    # --- recall and ranking ---
+    rec_size: int = 50
+    covisit_window: int = 5  # previous items a new item is co-counted with
+    covisit_neighbors: int = 100  # neighbours kept per item
+    history_items: int = 10  # most recent items a user's co-visitation recall starts from
+    popularity_half_life_s: float = 3 * 24 * 3600
+    weight_covisit: float = 1.0
+    weight_popular: float = 0.15
+    # --- output ---
+    redis_retries: int = 5
+    redis_backoff_s: float = 0.1
+    model_version: str = ""  # empty: derived from the loaded seed/artifacts
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``SIDSTREAM_*`` variables; ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, raw, f.default)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.broker_kind not in ("kafka", "tansu"):
+            raise ValueError(f"SIDSTREAM_BROKER_KIND must be kafka or tansu: {self.broker_kind!r}")
+        for name in ("topic_partitions", "seq_len", "dedup_window", "rec_size", "batch_max",
+                     "rec_ttl_s", "max_event_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"SIDSTREAM_{name.upper()} must be positive")
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """``host:port`` list for plain Kafka clients from the faust-style broker URL."""
+        return bootstrap_servers(self.broker)
+
+    def env(self) -> dict[str, str]:
+        """These settings as ``SIDSTREAM_*`` variables (to start a worker process with them)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            out[ENV_PREFIX + f.name.upper()] = str(getattr(self, f.name))
+        return out
+
+
+def bootstrap_servers(broker_url: str) -> list[str]:
+    """``kafka://a:9092;kafka://b:9092`` or ``kafka://a:9092,b:9092`` -> ``["a:9092", ...]``."""
+    hosts = []
+    for part in broker_url.replace(";", ",").split(","):
+        part = part.strip()
+        if "://" in part:
+            part = part.split("://", 1)[1]
+        if part:
+            hosts.append(part.rstrip("/"))
+    if not hosts:
+        raise ValueError(f"no broker address in {broker_url!r}")
+    return hosts
+
+
+def _convert(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from exc
+    return raw
