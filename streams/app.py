@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,25 +131,35 @@ async def handle_item_batch(rt: Runtime, events: list[EventT]) -> None:
             log.warning("catalogue mirror write failed: %s", exc)
 
 
+def micro_batches(stream: Any, settings: Settings) -> AsyncIterator[Sequence[EventT]]:
+    """``stream.take_events``: like ``take`` but keeps each message's partition and offset."""
+    it: AsyncIterator[Sequence[EventT]] = stream.take_events(settings.batch_max,
+                                                             settings.batch_within_s)
+    return it
+
+
 def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_topic: TopicT
                     ) -> None:
     settings = rt.settings
 
     @app.agent(events_topic, name="sidstream.events")
-    async def process_events(stream: faust.Stream) -> None:
-        async for batch in stream.take_events(settings.batch_max, settings.batch_within_s):
+    async def process_events(stream: faust.StreamT) -> None:
+        async for batch in micro_batches(stream, settings):
             await handle_event_batch(rt, list(batch))
 
     @app.agent(items_topic, name="sidstream.items")
-    async def process_items(stream: faust.Stream) -> None:
-        async for batch in stream.take_events(settings.batch_max, settings.batch_within_s):
+    async def process_items(stream: faust.StreamT) -> None:
+        async for batch in micro_batches(stream, settings):
             await handle_item_batch(rt, list(batch))
 
     @app.timer(interval=1.0)
     async def housekeeping() -> None:
         await rt.writer.flush()  # lists kept pending while Redis was away
         assignment = app.consumer.assignment() if app.consumer else set()
-        rt.metrics.assigned.set(sum(1 for tp in assignment if tp.topic == EVENTS_TOPIC))
+        n_assigned = sum(1 for tp in assignment if tp.topic == EVENTS_TOPIC)
+        rt.metrics.assigned.set(n_assigned)
+        recovering = app.rebalancing or getattr(app, "in_recovery", False)
+        rt.metrics.ready.set(1 if n_assigned and not recovering else 0)
         rt.metrics.users.set(len(rt.table.data))
         rt.metrics.covisit_items.set(len(rt.pipeline.covis))
 
@@ -161,8 +172,8 @@ def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics
     events_topic = app.topic(EVENTS_TOPIC, partitions=settings.topic_partitions, **raw)
     items_topic = app.topic(ITEMS_TOPIC, partitions=settings.topic_partitions, **raw)
     dlq = app.topic(DLQ_TOPIC, partitions=settings.topic_partitions, **raw)
-    table = app.Table(TABLE_NAME, default=None, partitions=settings.topic_partitions,
-                      key_type=str, value_type=dict)  # both JSON on the changelog
+    # keys and values are JSON on the changelog (faust's default for untyped tables)
+    table = app.Table(TABLE_NAME, default=None, partitions=settings.topic_partitions)
     client = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     writer = RecWriter(client, metrics, settings.rec_ttl_s, pipeline.model_version,
                        settings.redis_retries, settings.redis_backoff_s)

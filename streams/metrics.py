@@ -44,6 +44,9 @@ class Metrics:
                                     "Lists waiting for Redis to come back", registry=r)
         self.assigned = Gauge("sidstream_assigned_partitions",
                               "Event partitions assigned to this worker", registry=r)
+        self.ready = Gauge("sidstream_ready",
+                           "1 when partitions are assigned and table recovery is done",
+                           registry=r)
         self.users = Gauge("sidstream_users_in_state", "Users held in this worker's table",
                            registry=r)
         self.covisit_items = Gauge("sidstream_covisit_items", "Items in the co-visitation index",

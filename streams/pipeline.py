@@ -96,15 +96,22 @@ class Pipeline:
             channels = {key: self._channels(state) for key, state in touched.items()}
         with self._stage("rank"):
             for key, state in touched.items():
-                items = merge_channels(channels[key], self.weights, set(state.ordered),
+                items = merge_channels(channels[key], self.weights, self.excluded(state),
                                        self.settings.rec_size)
                 out.lists.append(RecList(state.user_id, tuple(items), state.last_ts))
         return out
 
     def recommend(self, state: UserState) -> list[Candidate]:
         """The ranked list for one user (the same path ``process`` takes)."""
-        return merge_channels(self._channels(state), self.weights, set(state.ordered),
+        return merge_channels(self._channels(state), self.weights, self.excluded(state),
                               self.settings.rec_size)
+
+    def excluded(self, state: UserState) -> set[Any]:
+        """Items never recommended to this user: ordered ones, and seen ones if configured."""
+        out: set[Any] = set(state.ordered)
+        if self.settings.exclude_seen:
+            out.update(e.item_id for e in state.seq)
+        return out
 
     def _validate(self, records: list[Record], out: BatchOutcome) -> dict[str, UserBatch]:
         now_ms = int(self.clock() * 1000)

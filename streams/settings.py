@@ -52,6 +52,7 @@ class Settings:
     covisit_neighbors: int = 100  # neighbours kept per item
     history_items: int = 10  # most recent items a user's co-visitation recall starts from
     popularity_half_life_s: float = 3 * 24 * 3600
+    exclude_seen: bool = True  # also drop items in the kept sequence (ordered ones always)
     weight_covisit: float = 1.0
     weight_popular: float = 0.15
     # --- output ---

@@ -1,0 +1,41 @@
+import math
+from pathlib import Path
+
+import pytest
+
+from streams.metrics import Metrics
+from streams.scrape import histogram_quantile, parse
+from streams.settings import Settings, bootstrap_servers
+
+
+def test_settings_from_env() -> None:
+    s = Settings.from_env({"SIDSTREAM_BROKER": "kafka://k:1", "SIDSTREAM_METRICS_PORT": "9",
+                           "SIDSTREAM_MODEL_DIR": "/m", "SIDSTREAM_REC_TTL_S": "60",
+                           "SIDSTREAM_TOPIC_PARTITIONS": "4", "SIDSTREAM_EXCLUDE_SEEN": "false"})
+    assert (s.broker, s.metrics_port, s.model_dir, s.rec_ttl_s, s.topic_partitions) == \
+        ("kafka://k:1", 9, Path("/m"), 60, 4)
+    assert s.exclude_seen is False
+    assert Settings.from_env({}).redis_url == "redis://127.0.0.1:6379/0"
+    assert Settings.from_env(s.env()) == s
+    with pytest.raises(ValueError, match="SIDSTREAM_METRICS_PORT"):
+        Settings.from_env({"SIDSTREAM_METRICS_PORT": "x"})
+    with pytest.raises(ValueError):
+        Settings.from_env({"SIDSTREAM_TOPIC_PARTITIONS": "0"})
+
+
+def test_bootstrap_servers() -> None:
+    assert bootstrap_servers("kafka://a:1;kafka://b:2") == ["a:1", "b:2"]
+    assert bootstrap_servers("kafka://a:1,b:2") == ["a:1", "b:2"]
+
+
+def test_quantiles_from_a_real_histogram() -> None:
+    m = Metrics()
+    for v in [0.004] * 50 + [0.09] * 49 + [20.0]:
+        m.freshness.observe(v)
+    from prometheus_client import generate_latest
+
+    snap = parse(generate_latest(m.registry).decode())
+    assert snap.get("sidstream_freshness_seconds_count") == 100
+    assert 0 < snap.quantile("sidstream_freshness_seconds", 0.5) <= 0.005
+    assert 0.075 < snap.quantile("sidstream_freshness_seconds", 0.99) <= 0.1
+    assert math.isnan(histogram_quantile(0.5, []))

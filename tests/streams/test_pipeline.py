@@ -1,0 +1,78 @@
+import json
+from typing import Any
+
+from streams.covisit import CoVisitation
+from streams.metrics import Metrics
+from streams.output import build_payload, rec_key
+from streams.pipeline import Pipeline, Record
+from streams.popularity import DecayedPopularity
+from streams.recall import Candidate
+from streams.settings import Settings
+
+NOW_S = 1_795_000_000.0
+
+
+def make_pipeline(**over: Any) -> tuple[Pipeline, Metrics]:
+    metrics = Metrics()
+    settings = Settings.from_env({}, **over)
+    return Pipeline(settings, CoVisitation(), DecayedPopularity(), metrics,
+                    clock=lambda: NOW_S), metrics
+
+
+def rec(user: Any, item: Any, etype: str = "click", eid: str = "", offset: int = 0) -> Record:
+    value = json.dumps({"event_id": eid or f"{user}-{item}-{etype}", "user_id": user,
+                        "item_id": item, "type": etype, "ts": int(NOW_S * 1000) - 10})
+    return Record(str(user).encode(), value.encode(), "sidstream-events", 3, offset)
+
+
+def test_batch_coalesces_users_and_ranks_covisited_items() -> None:
+    pipe, metrics = make_pipeline()
+    table: dict[str, Any] = {}
+    first = pipe.process([rec("u1", 1), rec("u1", 2), rec("u1", 3), rec(9, 1)], table.get)
+    table.update({k: v for k, (_, v) in first.states.items()})
+    assert {r.user_id for r in first.lists} == {"u1", 9}  # one list per user, not per event
+    assert first.states["u1"][0] == 3  # partition of the source events
+    out = pipe.process([rec(9, 2, "order")], table.get)
+    items = [c.item_id for c in out.lists[0].items]
+    assert items[0] == 3 and 2 not in items and 1 not in items  # seen/ordered excluded
+    assert out.lists[0].items[0].source == "covisit"
+    assert metrics.events.labels("click")._value.get() == 4
+
+
+def test_duplicates_and_rejects_are_counted_not_applied() -> None:
+    pipe, metrics = make_pipeline()
+    table: dict[str, Any] = {}
+    out = pipe.process([rec(1, 5, eid="x"), rec(1, 5, eid="x"), Record(b"1", b"{", "t", 0, 7)],
+                       table.get)
+    assert out.applied == 1 and out.duplicates == 1
+    assert [r.reason for r in out.rejects] == ["bad_json"]
+    assert out.rejects[0].record.offset == 7
+    table.update({k: v for k, (_, v) in out.states.items()})
+    again = pipe.process([rec(1, 5, eid="x")], table.get)
+    assert again.applied == 0 and not again.lists and not again.states
+    assert metrics.duplicates._value.get() == 2
+
+
+def test_ordered_items_are_never_recommended_even_when_seen_allowed() -> None:
+    pipe, _ = make_pipeline(exclude_seen=False)
+    table: dict[str, Any] = {}
+    for user in range(5):  # everybody buys 1 then 2: 2 is the top neighbour of 1
+        out = pipe.process([rec(user, 1, "order"), rec(user, 2, "order")], table.get)
+        table.update({k: v for k, (_, v) in out.states.items()})
+    out = pipe.process([rec("new", 1, "click")], table.get)
+    assert out.lists[0].items[0].item_id == 2
+    assert 1 in [c.item_id for c in out.lists[0].items]  # clicked, not ordered: allowed here
+    out = pipe.process([rec("new", 2, "order")], table.get)
+    assert 2 not in [c.item_id for c in out.lists[0].items]
+
+
+def test_payload_contract() -> None:
+    payload = json.loads(build_payload(7, [Candidate("a", 0.5, "covisit"), Candidate(3, 0.1,
+                                                                                     "popular")],
+                                       "v1", 1000, 900))
+    assert payload == {"user_id": 7, "items": [{"item_id": "a", "score": 0.5,
+                                                "source": "covisit"},
+                                               {"item_id": 3, "score": 0.1,
+                                                "source": "popular"}],
+                       "model_version": "v1", "updated_ms": 1000, "event_ts": 900}
+    assert rec_key(7) == "sidstream:rec:7"
