@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,3 +158,32 @@ def test_restarted_worker_recovers_sequences_from_the_changelog(
     assert state["n"] == 4 and state["ordered"] == ["r1"]
     payload = eventually(lambda: (p := recs(rclient, user)) and p, what="list after restart")
     assert "r1" not in [i["item_id"] for i in payload["items"]]
+
+
+def test_two_workers_split_the_partitions(worker: WorkerProcess, producer: KafkaProducer,
+                                          settings: Settings, rclient: redis.Redis,
+                                          tmp_path: Path) -> None:
+    env = {**settings.env(), "SIDSTREAM_METRICS_PORT": "",
+           "SIDSTREAM_DATA_DIR": str(tmp_path / "faust2")}
+    second = WorkerProcess(env, tmp_path / "worker2.log").start()
+    try:
+        second.wait_ready(timeout_s=90)
+        def split() -> bool:
+            counts = [w.metrics().get("sidstream_assigned_partitions") for w in (worker, second)]
+            ready = [w.metrics().get("sidstream_ready") for w in (worker, second)]
+            return all(counts) and sum(counts) == settings.topic_partitions and all(ready)
+
+        eventually(split, timeout_s=90, every_s=0.5, what="partitions split over two workers")
+        users = [user_id("split") for _ in range(20)]
+        for user in users:
+            send(producer, user, "s1")
+        producer.flush()
+        eventually(lambda: all(recs(rclient, u) for u in users), timeout_s=60,
+                   what="every user's list written by one of the two workers")
+        done = [w.metrics().get("sidstream_events_total", type="click") for w in (worker, second)]
+        assert all(done), f"both workers must apply events: {done}"
+    finally:
+        second.stop()
+    eventually(lambda: worker.metrics().get("sidstream_assigned_partitions")
+               == settings.topic_partitions, timeout_s=90, every_s=0.5,
+               what="the remaining worker takes all partitions back")
