@@ -84,7 +84,8 @@ def item_payload(ds: SeqDataset, item_id: int) -> bytes:
 
 
 def make_producer(settings: Settings) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks=1, linger_ms=5,
+    return KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+                         enable_idempotence=False, linger_ms=5,
                          batch_size=256 * 1024, max_in_flight_requests_per_connection=1,
                          client_id="sidstream-replay")
 

@@ -34,6 +34,7 @@ class Settings:
     broker_kind: str = "kafka"  # "kafka" or "tansu" (works around Tansu's end-offset quirk)
     replication_factor: int = 1
     session_timeout_s: float = 10.0
+    fetch_max_wait_ms: int = 20  # see streams.app.set_fetch_max_wait
     data_dir: Path = Path(".sidstream")
     # --- ingest ---
     batch_max: int = 500  # micro-batch cap (stream.take)
