@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from infra.worker_process import WorkerProcess
 from streams.app import TABLE_NAME
-from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, Settings
+from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, Settings
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -187,3 +187,26 @@ def test_two_workers_split_the_partitions(worker: WorkerProcess, producer: Kafka
     eventually(lambda: worker.metrics().get("sidstream_assigned_partitions")
                == settings.topic_partitions, timeout_s=90, every_s=0.5,
                what="the remaining worker takes all partitions back")
+
+
+def test_catalogue_upserts_are_mirrored_and_bad_ones_rejected(
+        worker: WorkerProcess, producer: KafkaProducer, settings: Settings,
+        rclient: redis.Redis) -> None:
+    item = f"sku-{uuid.uuid4().hex[:8]}"
+    producer.send(ITEMS_TOPIC, key=item.encode(), value=json.dumps(
+        {"item_id": item, "title": "Red lipstick", "categories": ["Beauty", "Makeup"],
+         "price": 9.5}).encode())
+    bad = json.dumps({"item_id": item, "title": 42}).encode()
+    producer.send(ITEMS_TOPIC, key=item.encode(), value=bad)
+    producer.flush()
+    doc = eventually(lambda: rclient.get(f"sidstream:item:{item}"), what="catalogue mirror")
+    assert json.loads(doc) == {"item_id": item, "title": "Red lipstick", "brand": None,
+                               "categories": [["Beauty", "Makeup"]], "price": 9.5}
+    consumer = KafkaConsumer(DLQ_TOPIC, bootstrap_servers=settings.bootstrap_servers,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=2000, group_id=None)
+    headers = eventually(lambda: next((dict(m.headers) for m in consumer if m.value == bad),
+                                      None), what="bad upsert in the DLQ")
+    consumer.close()
+    assert headers["sidstream-reason"] == b"wrong_type"
+    assert headers["sidstream-source-topic"] == ITEMS_TOPIC.encode()
