@@ -28,6 +28,9 @@ class Metrics:
                                ["reason"], registry=r)
         self.duplicates = Counter("sidstream_events_duplicate_total",
                                   "Redelivered events skipped by the dedup window", registry=r)
+        self.unknown_items = Counter("sidstream_events_unknown_item_total",
+                                     "Events accepted on items missing from the catalogue",
+                                     registry=r)
         self.items = Counter("sidstream_items_total", "Catalogue upserts applied", registry=r)
         self.recs_written = Counter("sidstream_recs_written_total",
                                     "Recommendation lists written to Redis", registry=r)

@@ -57,49 +57,78 @@ class RecList:
 
 
 class RecWriter:
-    """Writes lists in one pipeline per batch; never raises on Redis outages."""
+    """Writes lists in one pipeline per batch; never raises on Redis outages.
+
+    Healthy: a failed write is retried ``retries`` times inline with exponential backoff. Once
+    that fails the writer is unhealthy: batches only queue their lists (latest per user, bounded
+    by the number of users) and :meth:`flush_due`, called by the worker's 1 s timer, tries again
+    with a growing delay (at most ``max_backoff_s``) until Redis answers.
+    """
 
     def __init__(self, client: aioredis.Redis, metrics: Metrics, ttl_s: int, model_version: str,
-                 retries: int = 5, backoff_s: float = 0.1) -> None:
+                 retries: int = 5, backoff_s: float = 0.1, max_backoff_s: float = 5.0) -> None:
         self.client = client
         self.metrics = metrics
         self.ttl_s = ttl_s
         self.model_version = model_version
         self.retries = retries
         self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
         self.pending: dict[Id, RecList] = {}
         self.healthy = True
+        self.failures = 0  # consecutive failed attempts
+        self.next_try = 0.0  # monotonic time of the next attempt while unhealthy
 
     async def write(self, lists: Sequence[RecList]) -> int:
         """Queue ``lists`` (latest per user wins) and try to flush; returns lists written."""
         for rec in lists:
             self.pending[rec.user_id] = rec
+        if self.healthy:
+            return await self.flush()
+        self.metrics.pending_writes.set(len(self.pending))
+        return await self.flush_due()
+
+    async def flush_due(self) -> int:
+        """Flush if there is something pending and the backoff delay has passed."""
+        if not self.pending or time.monotonic() < self.next_try:
+            return 0
         return await self.flush()
 
     async def flush(self) -> int:
         if not self.pending:
             return 0
         batch = dict(self.pending)
-        for attempt in range(self.retries):
+        attempts = self.retries if self.healthy else 1
+        for attempt in range(attempts):
             try:
                 written = await self._write_pipeline(list(batch.values()))
             except (RedisError, OSError) as exc:
-                self.metrics.redis_errors.inc()
-                self.healthy = False
-                delay = min(self.backoff_s * 2**attempt, 2.0)
-                log.warning("redis write failed (%s), attempt %d/%d, retry in %.2fs",
-                            exc, attempt + 1, self.retries, delay)
-                await asyncio.sleep(delay)
+                delay = self._failed(exc)
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(delay)
                 continue
-            for user in batch:  # keep newer lists queued meanwhile
+            for user in batch:  # keep lists that were replaced meanwhile
                 if self.pending.get(user) is batch[user]:
                     del self.pending[user]
-            self.healthy = True
+            if not self.healthy:
+                log.info("redis is back: %d pending lists written", written)
+            self.healthy, self.failures = True, 0
             self.metrics.pending_writes.set(len(self.pending))
             return written
         self.metrics.pending_writes.set(len(self.pending))
-        log.error("redis unreachable: %d lists kept pending until it is back", len(self.pending))
         return 0
+
+    def _failed(self, exc: Exception) -> float:
+        self.metrics.redis_errors.inc()
+        self.failures += 1
+        delay = min(self.backoff_s * 2 ** (self.failures - 1), self.max_backoff_s)
+        self.next_try = time.monotonic() + delay
+        if self.healthy or self.failures % 10 == 0:
+            log.warning("redis write failed (%s); %d lists pending, next try in %.1fs",
+                        exc, len(self.pending), delay)
+        if self.failures >= self.retries:
+            self.healthy = False
+        return delay
 
     async def _write_pipeline(self, lists: list[RecList]) -> int:
         now_ms = int(time.time() * 1000)

@@ -65,6 +65,7 @@ class BatchOutcome:
     lists: list[RecList] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
+    items: set[Any] = field(default_factory=set)  # items of the applied events
 
 
 class Pipeline:
@@ -128,7 +129,12 @@ class Pipeline:
 
     def _apply(self, users: dict[str, UserBatch], load: StateLoader, out: BatchOutcome
                ) -> dict[str, UserState]:
-        """Apply each user's events; returns the users whose state changed."""
+        """Apply each user's events; returns every user with events (their lists are rewritten).
+
+        Only changed states are changelogged (``out.states``); a user whose events were all
+        redeliveries still gets its list rewritten, so at-least-once delivery converges even when
+        a worker died between the changelog write and the Redis write.
+        """
         touched: dict[str, UserState] = {}
         for key, batch in users.items():
             raw = load(key)
@@ -137,9 +143,11 @@ class Pipeline:
             result = apply_events(state, batch.events, self.state_limits)
             out.duplicates += len(result.duplicates)
             self.metrics.duplicates.inc(len(result.duplicates))
+            touched[key] = state  # duplicates too: a redelivery may follow a lost Redis write
             if not result.applied:
                 continue
             for ev in result.applied:
+                out.items.add(ev.item_id)
                 weight = TYPE_WEIGHTS[ev.type]
                 self.covis.update(before, ev.item_id, weight)
                 self.popularity.add(ev.item_id, weight, ev.ts)
@@ -147,7 +155,6 @@ class Pipeline:
                 self.metrics.events.labels(ev.type).inc()
             out.applied += len(result.applied)
             out.states[key] = (batch.partition, state.to_json())
-            touched[key] = state
         return touched
 
     def _channels(self, state: UserState) -> dict[str, dict[Any, float]]:

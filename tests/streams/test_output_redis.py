@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import pytest
 import redis
@@ -31,8 +32,11 @@ def test_lists_are_written_and_survive_an_outage() -> None:
         assert await writer.write([RecList("u1", (Candidate(6, 1.0, "popular"),), 2000),
                                    RecList("u2", (), 2000)]) == 0
         assert not writer.healthy and set(writer.pending) == {"u1", "u2"}
-        _, proc = start_redis(port)  # Redis is back: the latest lists go out on the next flush
-        assert await writer.flush() == 2 and writer.healthy and not writer.pending
+        assert await writer.write([RecList("u3", (), 3000)]) == 0  # unhealthy: only queued
+        assert set(writer.pending) == {"u1", "u2", "u3"}
+        _, proc = start_redis(port)  # Redis is back: the latest lists go out once due
+        await asyncio.sleep(writer.next_try - time.monotonic() + 0.01)
+        assert await writer.flush_due() == 3 and writer.healthy and not writer.pending
         await client.aclose()
 
     try:
@@ -42,6 +46,6 @@ def test_lists_are_written_and_survive_an_outage() -> None:
         assert payload["items"] == [{"item_id": 6, "score": 1.0, "source": "popular"}]
         assert 0 < sync.ttl("sidstream:rec:u1") <= 60
         assert metrics.redis_errors._value.get() >= 2
-        assert metrics.recs_written._value.get() == 3
+        assert metrics.recs_written._value.get() == 4
     finally:
         stop_process(proc)

@@ -1,0 +1,113 @@
+"""What the agents do with a micro-batch: plain async functions over a :class:`Runtime`.
+
+State writes go to the changelog partition of the event that caused them (``put_state``):
+faust's default would use the *last* event of a micro-batch that spans partitions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from faust.types import EventT, TopicT
+from redis.exceptions import RedisError
+
+from streams.catalogue import Catalogue
+from streams.events import Limits, Rejected, parse_item
+from streams.health import Health
+from streams.metrics import Metrics
+from streams.output import RecWriter, item_key
+from streams.pipeline import Pipeline, Record, Reject
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REASON_HEADER = "sidstream-reason"
+
+
+@dataclass
+class Runtime:
+    """What the agents share: the pipeline, the Redis writer and the topics."""
+
+    settings: Settings
+    pipeline: Pipeline
+    writer: RecWriter
+    redis: aioredis.Redis
+    metrics: Metrics
+    dlq: TopicT
+    table: Any  # faust.Table; Any because faust's generic Table type is awkward to name
+    health: Health
+    catalogue: Catalogue
+
+
+def record_of(event: EventT) -> Record:
+    msg = event.message
+    return Record(msg.key, msg.value, msg.topic, msg.partition, msg.offset)
+
+
+def put_state(table: Any, partition: int, key: str, value: dict[str, Any]) -> None:
+    """Set ``table[key]`` and changelog it to ``partition`` (the source event's partition)."""
+    table.data[key] = value
+    table.send_changelog(partition, key, value)
+
+
+async def send_rejects(rt: Runtime, rejects: list[Reject]) -> None:
+    """Original bytes to the DLQ, the reason and origin in headers."""
+    for rej in rejects:
+        rec = rej.record
+        headers = [(REASON_HEADER, rej.reason.encode()),
+                   ("sidstream-detail", rej.detail.encode()[:1000]),
+                   ("sidstream-source-topic", rec.topic.encode()),
+                   ("sidstream-source-partition", str(rec.partition).encode()),
+                   ("sidstream-source-offset", str(rec.offset).encode())]
+        await rt.dlq.send(key=rec.key, value=rec.value or b"", headers=headers)
+        log.debug("rejected %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, rej.reason)
+
+
+async def handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
+    start = time.perf_counter()
+    outcome = rt.pipeline.process([record_of(e) for e in events], rt.table.get)
+    if outcome.rejects:
+        with_stage = time.perf_counter()
+        await send_rejects(rt, outcome.rejects)
+        rt.metrics.stage.labels("dlq").observe(time.perf_counter() - with_stage)
+    for key, (partition, state) in outcome.states.items():
+        put_state(rt.table, partition, key, state)
+    redis_start = time.perf_counter()
+    await rt.writer.write(outcome.lists)
+    if outcome.items:
+        unknown = await rt.catalogue.unknown(rt.redis, outcome.items)
+        rt.metrics.unknown_items.inc(len(unknown))
+    now = time.perf_counter()
+    rt.metrics.stage.labels("redis").observe(now - redis_start)
+    rt.metrics.stage.labels("batch").observe(now - start)
+
+
+async def handle_item_batch(rt: Runtime, events: list[EventT]) -> None:
+    """Validate catalogue upserts and mirror them to Redis (``sidstream:item:{id}``)."""
+    limits = Limits(max_bytes=rt.settings.max_event_bytes, max_id_chars=rt.settings.max_id_chars)
+    rejects, docs = [], {}
+    for ev in events:
+        rec = record_of(ev)
+        try:
+            item = parse_item(rec.value, limits)
+        except Rejected as exc:
+            rejects.append(Reject(rec, exc.reason, exc.detail))
+            rt.metrics.invalid.labels(exc.reason).inc()
+            continue
+        rt.catalogue.add([item.item_id])
+        docs[item_key(item.item_id)] = json.dumps(
+            {"item_id": item.item_id, "title": item.title, "brand": item.brand,
+             "categories": [list(p) for p in item.categories], "price": item.price})
+    await send_rejects(rt, rejects)
+    if docs:
+        try:
+            await rt.redis.mset(docs)
+            rt.metrics.items.inc(len(docs))
+        except (RedisError, OSError) as exc:
+            rt.metrics.redis_errors.inc()
+            log.warning("catalogue mirror write failed: %s", exc)
