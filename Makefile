@@ -26,6 +26,10 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# Full-size fault injection (20,000 events per scenario); `make test` runs smaller versions.
+chaos: install
+	$(BIN)/sidstream chaos
+
 lint: install
 	$(BIN)/ruff check streams models export infra tests
 	$(BIN)/mypy

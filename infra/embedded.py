@@ -93,13 +93,16 @@ def start_broker(port: int | None = None) -> tuple[str, subprocess.Popen[bytes]]
     return f"kafka://127.0.0.1:{port}", proc
 
 
-def start_redis(port: int | None = None) -> tuple[str, subprocess.Popen[bytes]]:
-    """A throw-away redis-server on ``127.0.0.1:port`` (no persistence)."""
+def start_redis(port: int | None = None, persist_dir: Path | None = None
+                ) -> tuple[str, subprocess.Popen[bytes]]:
+    """A redis-server on ``127.0.0.1:port``: throw-away, or with an append-only file in
+    ``persist_dir`` (restarting it there brings the data back, as a production Redis would)."""
     port = port or free_port()
-    workdir = tempfile.mkdtemp(prefix="sidstream-redis-")
+    workdir = str(persist_dir) if persist_dir else tempfile.mkdtemp(prefix="sidstream-redis-")
     proc = subprocess.Popen(
         [str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", workdir, "--daemonize", "no"],
+         "--appendonly", "yes" if persist_dir else "no", "--dir", workdir,
+         "--daemonize", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for_port(port, proc)
     log.info("redis on 127.0.0.1:%d", port)

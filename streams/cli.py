@@ -57,6 +57,15 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_chaos(args: argparse.Namespace) -> int:
+    from infra.chaos_run import run_chaos
+    from infra.chaos_scenarios import ChaosConfig
+
+    cfg = ChaosConfig(events=args.events, rate=args.rate, kills=args.kills,
+                      outage_s=args.outage_s, seed=args.seed)
+    return run_chaos(args.scenarios, cfg)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sidstream", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -91,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="'movielens' or a shared-format directory")
     p.add_argument("--out", default=None, help="output file (default: $SIDSTREAM_MODEL_DIR/seed)")
     p.set_defaults(func=_cmd_seed)
+
+    p = sub.add_parser("chaos", help="fault-injection scenarios on the embedded stack")
+    p.add_argument("scenarios", nargs="*", default=["crash", "scale", "redis", "sigterm"],
+                   help="crash, scale, redis, sigterm (default: all)")
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--rate", type=float, default=1_000.0, help="offered events/s")
+    p.add_argument("--kills", type=int, default=4, help="SIGKILLs in the crash scenario")
+    p.add_argument("--outage-s", type=float, default=20.0, help="Redis outage length")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_chaos)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
