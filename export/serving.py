@@ -2,8 +2,11 @@
 
 The stream calls :meth:`RankerSession.score` once per micro-batch with every user it touched:
 
+    session = RankerSession.from_artifact("artifacts/ranker")   # LATEST; validated
     batch = RankBatch(hist_items, hist_events, last_age_s, cand_items)
     scores = session.score(batch)          # RankScores: pctr, pcvr, pctcvr, [U, C] each
+    final = blend(scores.pctr, scores.pctcvr, session.features.prices(cand_items),
+                  BlendWeights.from_env())  # export/blend.py
 
 - ``hist_items`` int [U, N'] item ids, right-aligned (most recent last), 0 = padding; any N'
   (the session keeps the model's last ``max_hist`` columns);
@@ -22,9 +25,16 @@ category / brand / price / SID features with the shared unknown-item id embeddin
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +48,7 @@ log = logging.getLogger(__name__)
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 ORT_ERROR = 3  # onnxruntime log severity: 0 verbose .. 3 error, 4 fatal
+OPSET_PROBE = 13
 
 
 class RankBatch(NamedTuple):
@@ -68,24 +79,71 @@ def pad_candidates(cand_items: np.ndarray, cand_user: np.ndarray, n_users: int
     return out, cand_user, cols
 
 
-def _cuda_usable(ort_module: object) -> bool:
-    """CUDA counts only if torch sees a device (cheap) -- never by trial on a CPU machine."""
-    if CUDA not in ort_module.get_available_providers():  # type: ignore[attr-defined]
+def _cuda_usable(ort_module: Any) -> bool:
+    """CUDA only if onnxruntime lists it and a device is really there.
+
+    A CUDA build of torch answers cheaply (``torch.cuda.is_available()``); otherwise a one-node
+    session is created on CUDA with all output silenced, and CUDA counts if it stayed in use.
+    """
+    if CUDA not in ort_module.get_available_providers():
         return False
     try:
         import torch
+
+        if torch.version.cuda is not None:
+            return bool(torch.cuda.is_available())
     except ImportError:  # pragma: no cover - torch is a dependency
-        return False
-    return bool(torch.cuda.is_available())
+        pass
+    return _probe_cuda(ort_module)
 
 
-def choose_providers(prefer_cuda: bool = True) -> list[str]:
-    """``[CUDA, CPU]`` when CUDA is really usable, else ``[CPU]``."""
+def _probe_cuda(ort_module: Any) -> bool:
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET_PROBE)])
+    opts = ort_module.SessionOptions()
+    opts.log_severity_level = 4
+    with _quiet():
+        try:
+            sess = ort_module.InferenceSession(model.SerializeToString(), opts,
+                                               providers=[CUDA, CPU])
+        except Exception:
+            return False
+    return CUDA in sess.get_providers()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence stdout, stderr (Python's and the descriptors native code writes to), warnings."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    sink = io.StringIO()
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(sink), \
+                contextlib.redirect_stderr(sink), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+@functools.lru_cache(maxsize=2)
+def choose_providers(prefer_cuda: bool = True) -> tuple[str, ...]:
+    """``(CUDA, CPU)`` when CUDA is really usable, else ``(CPU,)``; decided once per process."""
     import onnxruntime as ort
 
     if prefer_cuda and _cuda_usable(ort):
-        return [CUDA, CPU]
-    return [CPU]
+        return (CUDA, CPU)
+    return (CPU,)
 
 
 class RankerSession:
@@ -103,7 +161,7 @@ class RankerSession:
         opts.inter_op_num_threads = inter_op_threads
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = choose_providers(prefer_cuda)
+        providers = list(choose_providers(prefer_cuda))
         try:
             self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
         except Exception:  # CUDA listed but unusable after all: CPU, quietly
@@ -113,8 +171,21 @@ class RankerSession:
             self.session = ort.InferenceSession(str(onnx_path), opts, providers=[CPU])
         self.providers = self.session.get_providers()
         self.features, self.max_hist = features, max_hist
+        self.version = ""  # artifact version, when loaded from one
         self.input_names = [i.name for i in self.session.get_inputs()]
         log.info("ranker session on %s (intra-op threads %d)", self.providers[0], intra_op_threads)
+
+    @classmethod
+    def from_artifact(cls, path: Path | str, intra_op_threads: int = 1,
+                      prefer_cuda: bool = True) -> RankerSession:
+        """Session over a validated ranker artifact (version dir, or root with ``LATEST``)."""
+        from models.ranker_artifact import load_artifact
+
+        art = load_artifact(path)
+        sess = cls(art.onnx_path, art.features, art.config.max_hist,
+                   intra_op_threads=intra_op_threads, prefer_cuda=prefer_cuda)
+        sess.version = art.version
+        return sess
 
     def inputs(self, batch: RankBatch) -> ModelInputs:
         return build_inputs(self.features, batch.hist_items, batch.hist_events, batch.last_age_s,

@@ -9,13 +9,13 @@ Inputs (see ``models/ranker_features.py``, which builds them on the host):
 - ``cand_feats`` int64 [U, C, F]: feature rows of each user's C candidates (zero rows = padding).
 
 An item's vector is the sum of its field embeddings (id, category, brand, price bucket, SID
-tokens). Each candidate attends over its user's history (the target attention of DIN, with a
-multi-head dot-product score instead of DIN's per-pair MLP, which would cost B*N*hidden per
-batch; a learned "sink" logit per head soaks up the weight when the history is empty). The
-candidate, its attention read-out, their product and the user vector go through a low-rank
-DCN-v2 cross network and a shared trunk into two heads: pCTR = p(click | shown) and
-pCVR = p(order | click). ESMM: both are trained over all candidates through
-pCTR and pCTCVR = pCTR * pCVR, so pCVR never needs the biased clicked-only sample.
+tokens). Each candidate attends over its user's history (DIN's target attention, with a
+bilinear score instead of DIN's per-pair MLP, which would cost B*N*hidden per batch). The
+candidate, its attention read-out and the user vector (mean history + context) go through a
+low-rank DCN-v2 cross layer (the feature-crossing block) and a shared trunk into two heads:
+pCTR = p(click | shown) and pCVR = p(order | click). ESMM: both are trained over all
+candidates through pCTR and pCTCVR = pCTR * pCVR, so pCVR never needs the biased
+clicked-only sample.
 """
 
 from __future__ import annotations
@@ -41,8 +41,7 @@ class RankerConfig:
     n_context: int = 7  # dense user context features
     max_hist: int = 20  # history length N (the host pads or truncates to it)
     d: int = 32  # embedding / attention width
-    n_heads: int = 2
-    n_cross: int = 2  # DCN-v2 cross layers
+    n_cross: int = 1  # DCN-v2 cross layers
     cross_rank: int = 8  # low rank of each cross layer's weight
     hidden: int = 32  # trunk width
     dropout: float = 0.1
@@ -64,49 +63,60 @@ class ItemEmbedding(nn.Module):
         sizes = cfg.field_sizes()
         self.table = nn.Embedding(sum(sizes), cfg.d)
         nn.init.normal_(self.table.weight, std=0.05)
-        offsets = torch.tensor(list(itertools.accumulate([0, *sizes[:-1]])), dtype=torch.long)
-        self.register_buffer("offsets", offsets, persistent=False)
+        self.offsets = list(itertools.accumulate([0, *sizes[:-1]]))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [..., F] -> [..., d]
-        return self.table(feats + self.offsets).sum(-2)
+        # one lookup per field, summed: cheaper in onnxruntime than a [..., F, d] ReduceSum
+        out = self.table(feats[..., 0])  # the id field sits at offset 0
+        for f in range(1, len(self.offsets)):
+            out = out + self.table(feats[..., f] + self.offsets[f])
+        return out
 
 
 class TargetAttention(nn.Module):
-    """Each candidate (query) attends over its own user's history (keys/values)."""
+    """DIN's target attention: read-out = sum_j sigmoid(cand . W_k h_j) * W_v h_j over the history.
+
+    As in DIN the weights are not softmax-normalised, so the read-out keeps the intensity of
+    the user's interest (many related items -> a larger vector); padding is masked out of the
+    values, so an empty history reads out 0. The query is the raw candidate vector: the bilinear
+    score cand^T W_k h spans what separate query and key projections would. Per candidate this
+    is two batched matmuls and a sigmoid -- no Softmax, which onnxruntime runs slowly over a
+    short last axis.
+    """
 
     def __init__(self, cfg: RankerConfig) -> None:
         super().__init__()
-        assert cfg.d % cfg.n_heads == 0
-        self.h, self.dh = cfg.n_heads, cfg.d // cfg.n_heads
-        self.q = nn.Linear(cfg.d, cfg.d, bias=False)
-        self.kv = nn.Linear(cfg.d, 2 * cfg.d, bias=False)
-        self.out = nn.Linear(cfg.d, cfg.d)
-        self.sink = nn.Parameter(torch.zeros(self.h))  # logit of "attend to nothing"
+        self.k = nn.Linear(cfg.d, cfg.d, bias=False)
+        self.v = nn.Linear(cfg.d, cfg.d, bias=False)
+        self.scale = 1.0 / cfg.max_hist  # a full history reads out on the scale of one item
+        self.bias = nn.Parameter(torch.zeros(1))  # attention logit offset
 
     def forward(self, cand: torch.Tensor, hist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        u, c, d = cand.shape
-        n = hist.shape[1]
-        q = self.q(cand).view(u, c, self.h, self.dh).transpose(1, 2)  # [U, h, C, dh]
-        k, v = self.kv(hist).view(u, n, 2, self.h, self.dh).permute(2, 0, 3, 1, 4)  # [U, h, N, dh]
-        s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.dh))  # [U, h, C, N]
-        s = s + (mask[:, None, None, :].to(s.dtype) - 1.0) * 1e4  # padding -> -1e4 (no NaN)
-        sink = self.sink.view(1, self.h, 1, 1).expand(u, self.h, c, 1)
-        w = torch.softmax(torch.cat([sink, s], dim=-1), dim=-1)[..., 1:]  # sink value is 0
-        return self.out((w @ v).transpose(1, 2).reshape(u, c, d))
+        # cand [U, C, d], hist [U, N, d], mask [U, N] -> read-out [U, C, d]
+        vals = self.v(hist) * (mask.unsqueeze(-1).to(hist.dtype) * self.scale)  # [U, N, d]
+        w = torch.sigmoid(cand @ self.k(hist).transpose(1, 2) + self.bias)  # [U, C, N]
+        return w @ vals
 
 
 class CrossNet(nn.Module):
-    """DCN-v2 with low-rank weights: x_{l+1} = x0 * (U_l V_l x_l + b_l) + x_l."""
+    """DCN-v2 cross layers with low-rank weights: x_{l+1} = x0 * (U_l V_l x_l + b_l) + x_l.
+
+    The first layer's residual is folded into its bias (x0 * (W x0 + b) + x0 = x0 * (W x0 + b + 1),
+    bias initialised to 1): the same function with one elementwise pass less.
+    """
 
     def __init__(self, dim: int, n_layers: int, rank: int) -> None:
         super().__init__()
         self.v = nn.ModuleList([nn.Linear(dim, rank, bias=False) for _ in range(n_layers)])
-        self.u = nn.ModuleList([nn.Linear(rank, dim) for _ in range(n_layers)])
+        ups = [nn.Linear(rank, dim) for _ in range(n_layers)]
+        if ups:
+            nn.init.ones_(ups[0].bias)  # the folded residual
+        self.u = nn.ModuleList(ups)
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         x = x0
-        for v, u in zip(self.v, self.u, strict=True):
-            x = x0 * u(v(x)) + x
+        for i, (v, u) in enumerate(zip(self.v, self.u, strict=True)):
+            x = x0 * u(v(x)) if i == 0 else x0 * u(v(x)) + x
         return x
 
 
@@ -120,14 +130,18 @@ class Ranker(nn.Module):
         self.pos = nn.Parameter(torch.zeros(cfg.max_hist, d))  # recency rank of history entries
         self.attn = TargetAttention(cfg)
         self.ctx = nn.Linear(cfg.n_context, d)
-        self.cross = CrossNet(4 * d, cfg.n_cross, cfg.cross_rank)
-        self.trunk = nn.Sequential(nn.Linear(4 * d, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout))
-        self.ctr = nn.Linear(cfg.hidden, 1)
-        self.cvr = nn.Linear(cfg.hidden, 1)
+        self.cross = CrossNet(3 * d, cfg.n_cross, cfg.cross_rank)
+        self.trunk = nn.Sequential(nn.Linear(3 * d, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout))
+        self.heads = nn.Linear(cfg.hidden, 2)  # CTR and CVR logits
 
     def logits(self, hist_feats: torch.Tensor, hist_events: torch.Tensor, context: torch.Tensor,
                cand_feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """CTR and CVR logits [U, C]."""
+        """CTR and CVR logits [U, C] (training)."""
+        out = self._logits(hist_feats, hist_events, context, cand_feats)
+        return out[..., 0], out[..., 1]
+
+    def _logits(self, hist_feats: torch.Tensor, hist_events: torch.Tensor, context: torch.Tensor,
+                cand_feats: torch.Tensor) -> torch.Tensor:  # [U, C, 2]
         mask = hist_feats[..., 0] > 0  # [U, N]
         hist = self.items(hist_feats) + self.events(hist_events) + self.pos  # [U, N, d]
         cand = self.items(cand_feats)  # [U, C, d]
@@ -135,8 +149,9 @@ class Ranker(nn.Module):
         m = mask.unsqueeze(-1).to(hist.dtype)
         pooled = (hist * m).sum(1) / m.sum(1).clamp(min=1.0)  # untargeted interest [U, d]
         user = (pooled + self.ctx(context)).unsqueeze(1).expand_as(cand)
-        z = self.trunk(self.cross(torch.cat([cand, read, cand * read, user], dim=-1)))
-        return self.ctr(z).squeeze(-1), self.cvr(z).squeeze(-1)
+        x = torch.cat([cand, read, user], dim=-1)
+        x = x.reshape(-1, x.shape[-1])  # 2-D from here: onnxruntime fuses MatMul + Add (Gemm)
+        return self.heads(self.trunk(self.cross(x))).view(cand.shape[0], cand.shape[1], 2)
 
     def forward(self, hist_feats: torch.Tensor, hist_events: torch.Tensor, context: torch.Tensor,
                 cand_feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

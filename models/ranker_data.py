@@ -163,7 +163,7 @@ class CoVisit:
         items, users = corpus.items[train.pos], train.user  # training positions, in order
         keys, weights = [], []
         for w in range(1, cfg.covisit_window + 1):
-            same = users[:-w] == users[w:]
+            same = (users[:-w] == users[w:]) & (items[:-w] != items[w:])
             a, b = items[:-w][same], items[w:][same]
             keys += [a * (n_items + 1) + b, b * (n_items + 1) + a]
             weights += [np.full(2 * len(a), 1.0 / w)]
@@ -194,8 +194,9 @@ class CoVisit:
 
     def top(self, last: np.ndarray, k: int) -> np.ndarray:
         """The ``k`` best recall candidates [E, k] (co-visitation first, then popularity)."""
-        both = np.concatenate([self.neighbours[last], np.broadcast_to(
-            self.popular[:k], (len(last), k))], axis=1)
+        pop = self.popular[:k]
+        both = np.concatenate([self.neighbours[last], np.broadcast_to(pop, (len(last), len(pop)))],
+                              axis=1)
         out = np.zeros((len(last), k), np.int64)
         for r, row in enumerate(both):  # unique, order kept; small k, eval only
             vals = row[row > 0]
@@ -225,8 +226,9 @@ def make_batch(corpus: Corpus, ex: Examples, negatives: np.ndarray, features: It
     click[:, 0] = 1.0
     order = np.zeros(cands.shape, np.float32)
     order[:, 0] = corpus.order[ex.pos]
-    return RankerBatch(features.gather(hist), events, context_features(events, last_age(corpus, ex)),
-                       features.gather(cands), click, order, cands)
+    context = context_features(events, last_age(corpus, ex))
+    return RankerBatch(features.gather(hist), events, context, features.gather(cands), click,
+                       order, cands)
 
 
 def train_negatives(corpus: Corpus, ex: Examples, covisit: CoVisit, cfg: DataConfig,

@@ -63,7 +63,7 @@ def brand_key(meta: ItemMeta) -> str | None:
 class ItemFeatures:
     """Item id -> feature row table (numpy), growable for items upserted after training."""
 
-    table: np.ndarray  # int64 [rows, F]; row = item id
+    table: np.ndarray  # int64 [rows, F]; row = item id, last row = unknown-item sentinel
     price: np.ndarray  # float32 [rows]; NaN = unknown (used by the value term of the blend)
     n_trained_items: int  # ids 1..n_trained_items have their own id embedding
     categories: dict[str, int]  # vocabularies fixed at training time (id 0 = unknown)
@@ -75,6 +75,9 @@ class ItemFeatures:
     def __post_init__(self) -> None:
         self._unknown_row = np.zeros(self.n_fields, np.int64)
         self._unknown_row[0] = self.unknown_id
+        if len(self.table) < 2 or (self.table[-1] != self._unknown_row).any():
+            raise ValueError("the feature table's last row must be the unknown-item sentinel")
+        self.price[0] = np.nan
 
     @property
     def n_fields(self) -> int:
@@ -93,6 +96,17 @@ class ItemFeatures:
         return len(self.price_edges) + 2  # + unknown, + the bucket above the last edge
 
     @classmethod
+    def empty(cls, n_trained_items: int, categories: dict[str, int], brands: dict[str, int],
+              price_edges: np.ndarray, n_sid_levels: int = 0, sid_vocab: int = 1
+              ) -> ItemFeatures:
+        """A table with no items yet (ids 1..n_trained_items get rows by ``upsert``)."""
+        rows = n_trained_items + 2
+        table = np.zeros((rows, N_BASE_FIELDS + n_sid_levels), np.int64)
+        table[1:, 0] = n_trained_items + 1  # not upserted: unknown item (incl. the sentinel)
+        return cls(table, np.full(rows, np.nan, np.float32), n_trained_items, categories,
+                   brands, np.asarray(price_edges, np.float64), sid_vocab)
+
+    @classmethod
     def from_dataset(cls, ds: SeqDataset, item_sid: np.ndarray | None = None,
                      n_price_buckets: int = 10) -> ItemFeatures:
         """Vocabularies and table from ``ds``'s catalogue; ``item_sid`` [n_items+1, L] or None."""
@@ -104,10 +118,8 @@ class ItemFeatures:
         edges = np.unique(np.quantile(np.log(prices), qs)) if len(prices) else np.zeros(0)
         n_sid = 0 if item_sid is None else int(item_sid.shape[1])
         sid_vocab = 1 if item_sid is None else int(max(item_sid.max(initial=-1), -1)) + 2
-        feats = cls(np.zeros((n_items + 1, N_BASE_FIELDS + n_sid), np.int64),
-                    np.full(n_items + 1, np.nan, np.float32), n_items,
-                    {c: i + 1 for i, c in enumerate(cats)}, {b: i + 1 for i, b in enumerate(brands)},
-                    edges, sid_vocab)
+        feats = cls.empty(n_items, {c: i + 1 for i, c in enumerate(cats)},
+                          {b: i + 1 for i, b in enumerate(brands)}, edges, n_sid, sid_vocab)
         for item, meta in ds.items.items():
             sid = None if item_sid is None or item >= len(item_sid) else item_sid[item]
             feats.upsert(item, meta, sid)
@@ -137,32 +149,28 @@ class ItemFeatures:
         self.price[item_id] = meta.price if meta.price is not None else np.nan
 
     def _grow(self, rows: int) -> None:
-        if rows <= len(self.table):
+        """Make room for ids < ``rows``, keeping one spare row past them: the unknown sentinel."""
+        if rows < len(self.table):
             return
-        new = max(rows, 2 * len(self.table))
+        new = max(rows + 1, 2 * len(self.table))
         table = np.zeros((new, self.n_fields), np.int64)
-        table[: len(self.table)] = self.table
-        table[len(self.table):] = self._unknown_row  # ids never upserted: unknown item
+        table[: len(self.table) - 1] = self.table[:-1]
+        table[len(self.table) - 1:] = self._unknown_row  # ids never upserted: unknown item
         price = np.full(new, np.nan, np.float32)
-        price[: len(self.price)] = self.price
+        price[: len(self.price) - 1] = self.price[:-1]
         self.table, self.price = table, price
 
     def gather(self, ids: np.ndarray) -> np.ndarray:
-        """Feature rows of ``ids`` (any shape, int) -> int64 [*ids.shape, F]; 0 -> zero row."""
-        ids = np.asarray(ids, np.int64)
-        if ids.size and ids.min() < 0:
-            raise ValueError("item ids must be >= 0 (0 = padding)")
-        out = self.table[np.minimum(ids, len(self.table) - 1)]
-        beyond = ids >= len(self.table)
-        if beyond.any():
-            out[beyond] = self._unknown_row
-        return out
+        """Feature rows of ``ids`` (any shape, int) -> int64 [*ids.shape, F].
+
+        0 (and negative ids) -> the zero padding row; ids past the table -> the unknown-item
+        sentinel (the last row, never an item's own: ``_grow`` keeps it spare).
+        """
+        return np.take(self.table, ids, axis=0, mode="clip")
 
     def prices(self, ids: np.ndarray) -> np.ndarray:
         """Prices of ``ids`` (NaN where unknown or padding)."""
-        ids = np.asarray(ids, np.int64)
-        out = self.price[np.minimum(ids, len(self.price) - 1)]
-        return np.where((ids > 0) & (ids < len(self.price)), out, np.nan).astype(np.float32)
+        return np.take(self.price, ids, axis=0, mode="clip")
 
     def save(self, directory: Path) -> list[Path]:
         """Write ``features.npz`` and ``features.json`` into ``directory``; return the paths."""
@@ -182,24 +190,28 @@ class ItemFeatures:
                        int(meta["sid_vocab"]))
 
 
+_ONE_HOT = np.eye(N_EVENT_TYPES, dtype=np.float32)
+_RECENCY_NORM = 1.0 / math.log1p(RECENCY_SCALE_S)
+
+
 def context_features(hist_events: np.ndarray, last_age_s: np.ndarray | None) -> np.ndarray:
     """User context [U, N_CONTEXT]: event-type mix, log history length, recency of last event.
 
     ``last_age_s`` [U]: seconds between the user's last event and now (NaN or None: unknown).
+    Vectorised throughout: this runs on every serving call.
     """
     n_users, n_hist = hist_events.shape
-    valid = hist_events > 0
-    length = valid.sum(1)
+    counts = np.take(_ONE_HOT, hist_events, axis=0, mode="clip").sum(1)  # [U, N_EVENT_TYPES]
+    length = n_hist - counts[:, 0]  # non-padding entries
     out = np.zeros((n_users, N_CONTEXT), np.float32)
-    for t in EVENT_IDS.values():
-        out[:, t - 1] = (hist_events == t).sum(1) / np.maximum(length, 1)
-    out[:, len(EVENT_IDS)] = np.log1p(length) / math.log1p(max(n_hist, 1))
+    out[:, : N_EVENT_TYPES - 1] = counts[:, 1:] / np.maximum(length, 1.0)[:, None]
+    out[:, N_EVENT_TYPES - 1] = np.log1p(length) / math.log1p(max(n_hist, 1))
     if last_age_s is not None:
-        age = np.asarray(last_age_s, np.float64)
+        age = np.asarray(last_age_s, np.float32)
         known = np.isfinite(age) & (length > 0)
         out[:, -2] = known
-        scaled = np.log1p(np.clip(np.nan_to_num(age), 0, None)) / math.log1p(RECENCY_SCALE_S)
-        out[:, -1] = np.where(known, np.minimum(scaled, 1.5), 0.0)
+        age = np.where(known, np.maximum(age, 0.0), 0.0)
+        out[:, -1] = np.minimum(np.log1p(age) * _RECENCY_NORM, 1.5)
     return out
 
 
@@ -221,3 +233,41 @@ def build_inputs(features: ItemFeatures, hist_items: np.ndarray, hist_events: np
     return ModelInputs(features.gather(hist_items), hist_events,
                        context_features(hist_events, last_age_s),
                        features.gather(np.asarray(cand_items, np.int64)))
+
+
+def load_item_sid(path: Path | str, n_items: int) -> np.ndarray:
+    """SID tokens per item as a dense int64 array [rows, levels]; -1 = item without SID.
+
+    ``path``: an ``item_sid.npy`` [n_items + 1, levels] (row 0 padding), or the tokenizer's
+    ``sids.npz`` (``items`` [n], ``sids`` [n, levels], see ``models/train_tokenizer.py``), or a
+    directory holding either -- or an artifact root whose ``LATEST`` names such a directory.
+    Items past the array (newer than it) count as unknown.
+    """
+    file = _sid_file(Path(path))
+    if file.suffix == ".npz":
+        with np.load(file, allow_pickle=False) as z:
+            items, codes = z["items"].astype(np.int64), z["sids"]
+        sid = np.full((max(n_items, int(items.max(initial=0))) + 1, codes.shape[1]), -1, np.int64)
+        sid[items] = codes
+    else:
+        sid = np.load(file, allow_pickle=False)
+    if sid.ndim != 2 or not np.issubdtype(sid.dtype, np.integer):
+        raise ValueError(f"{file}: expected a 2-D integer array, got {sid.dtype} {sid.shape}")
+    covered = int((sid[1: n_items + 1] >= 0).all(axis=1).sum())
+    if covered < n_items:
+        log.warning("%s gives SIDs to %d of %d items; the rest get unknown SID tokens",
+                    file, covered, n_items)
+    return sid.astype(np.int64)
+
+
+def _sid_file(path: Path) -> Path:
+    names = ("item_sid.npy", "sids.npz")
+    if path.is_dir() and not any((path / n).is_file() for n in names) \
+            and (path / "LATEST").is_file():
+        path = path / (path / "LATEST").read_text().strip()
+    if path.is_dir():
+        path = next((path / n for n in names if (path / n).is_file()), path / names[0])
+    if not path.is_file():
+        raise FileNotFoundError(f"no SID table at {path} (expected item_sid.npy "
+                                "[n_items + 1, levels] or the tokenizer's sids.npz)")
+    return path

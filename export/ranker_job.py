@@ -1,0 +1,82 @@
+"""``sidstream train-ranker``: data -> training -> AUC/GAUC -> ONNX export + parity -> artifact."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.ranker_data import DataConfig, Examples, LabelRule, eval_negatives, make_batch
+from models.ranker_features import ModelInputs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainJob:
+    dataset: str  # shared-format directory or "movielens"
+    out: Path  # artifact root; the version directory goes below it
+    sid_artifact: str | None = None  # item_sid.npy (or a directory holding it)
+    label_rule: str = "auto"
+    threads: int = 1
+    model: dict[str, Any] = field(default_factory=dict)  # RankerConfig overrides (d, hidden, ...)
+    data: DataConfig = field(default_factory=DataConfig)
+    parity_users: int = 256  # real test users whose batches are checked for ONNX parity
+
+
+def _real_batches(data: Any, n_users: int) -> list[ModelInputs]:
+    ex = Examples(data.test.user[:n_users], data.test.pos[:n_users])
+    negatives = eval_negatives(data.corpus, ex, data.covisit, data.cfg, seed=7)
+    b = make_batch(data.corpus, ex, negatives, data.features, data.cfg.max_hist)
+    return [ModelInputs(b.hist_feats, b.hist_events, b.context, b.cand_feats)]
+
+
+def run_train_job(job: TrainJob, train_cfg: Any) -> Path:
+    """Train, evaluate, export and save; returns the artifact version directory."""
+    import torch
+
+    from export.onnx_export import OPSET, export_and_verify
+    from models.dataset import load_dataset
+    from models.ranker import Ranker
+    from models.ranker_artifact import save_artifact
+    from models.ranker_features import load_item_sid
+    from models.train_ranker import model_config, prepare_data, train
+
+    torch.set_num_threads(job.threads)
+    t0 = time.monotonic()
+    ds = load_dataset(job.dataset)
+    item_sid = load_item_sid(job.sid_artifact, max(ds.items)) if job.sid_artifact else None
+    rule = None if job.label_rule == "auto" else LabelRule(job.label_rule)
+    data = prepare_data(ds, job.data, rule, item_sid)
+    model = Ranker(model_config(data.features, job.data.max_hist, **job.model))
+    log.info("ranker: %d parameters, config %s", sum(p.numel() for p in model.parameters()),
+             model.cfg)
+    result = train(model, data, train_cfg)
+    for split, m in result.metrics.items():
+        log.info("%s: AUC %.4f GAUC %.4f | CTCVR AUC %.4f GAUC %.4f | CVR AUC (clicked) %.4f",
+                 split, m["auc_ctr"], m["gauc_ctr"], m["auc_ctcvr"], m["gauc_ctcvr"],
+                 m["auc_cvr_clicked"])
+    real = _real_batches(data, job.parity_users)
+
+    def write_onnx(path: Path) -> dict[str, Any]:
+        diff = export_and_verify(result.model, path, real)
+        return {"opset": OPSET, "parity_max_abs_diff": diff, "dynamic_axes": ["users", "cands"]}
+
+    directory = save_artifact(
+        job.out, result.model, data.features,
+        data={"name": data.name, "hash": data.data_hash, "source": job.dataset,
+              "users": len(ds.sequences), "items": data.features.n_trained_items},
+        metrics=result.metrics,
+        extra={"label_rule": data.rule.value, "train": dataclasses.asdict(train_cfg),
+               "data_config": dataclasses.asdict(job.data), "losses": result.losses,
+               "train_seconds": round(result.seconds, 1),
+               "sid": {"source": job.sid_artifact, "levels": data.features.n_sid_levels}},
+        write_onnx=write_onnx)
+    test = result.metrics["test"]
+    print(f"ranker {directory.name}: test AUC {test['auc_ctr']:.4f} GAUC {test['gauc_ctr']:.4f}"
+          f" (CTCVR AUC {test['auc_ctcvr']:.4f}), {data.name}, label rule {data.rule.value},"
+          f" {time.monotonic() - t0:.0f} s -> {directory}")
+    return directory

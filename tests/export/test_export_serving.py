@@ -1,0 +1,140 @@
+"""Serving: provider choice falls back quietly, threads, score() for many users, the blend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from export import serving
+from export.blend import BlendWeights, blend
+from export.onnx_export import export_onnx
+from export.serving import (
+    CPU,
+    CUDA,
+    RankBatch,
+    RankerSession,
+    TorchRanker,
+    choose_providers,
+    pad_candidates,
+)
+from models.dataset import ItemMeta
+from models.ranker import Ranker
+from models.ranker_features import EVENT_IDS, ItemFeatures
+from models.ranker_toy import toy_dataset
+from models.train_ranker import model_config
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ranker, ItemFeatures, Path]:
+    feats = ItemFeatures.from_dataset(toy_dataset(n_users=30, n_items=40))
+    torch.manual_seed(0)
+    model = Ranker(model_config(feats, 8, d=16, hidden=16)).eval()
+    return model, feats, export_onnx(model, tmp_path_factory.mktemp("srv") / "ranker.onnx")
+
+
+@pytest.fixture()
+def fresh_choice():  # type: ignore[no-untyped-def]
+    choose_providers.cache_clear()
+    yield
+    choose_providers.cache_clear()
+
+
+def test_cpu_machine_gets_cpu(fresh_choice: None, capfd: pytest.CaptureFixture[str]) -> None:
+    assert choose_providers() == (CPU,)
+    assert choose_providers(prefer_cuda=False) == (CPU,)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_cuda_listed_but_unusable_falls_back_quietly(
+        fresh_choice: None, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(torch.version, "cuda", None)  # torch cannot tell: a real probe session
+    assert choose_providers() == (CPU,)
+    choose_providers.cache_clear()
+    monkeypatch.setattr(torch.version, "cuda", "12.4")  # CUDA torch build, no device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_providers() == (CPU,)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_cuda_chosen_when_usable(fresh_choice: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert choose_providers() == (CUDA, CPU)
+    monkeypatch.setattr(serving, "_probe_cuda", lambda _: True)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    choose_providers.cache_clear()
+    assert choose_providers() == (CUDA, CPU)
+
+
+def test_session_threads_and_provider(setup: tuple[Ranker, ItemFeatures, Path],
+                                      capfd: pytest.CaptureFixture[str]) -> None:
+    model, feats, path = setup
+    sess = RankerSession(path, feats, model.cfg.max_hist, intra_op_threads=2, inter_op_threads=1)
+    assert sess.providers == [CPU]
+    assert sess.session.get_session_options().intra_op_num_threads == 2
+    assert capfd.readouterr().err == ""
+
+
+def _batch(feats: ItemFeatures, users: int, cands: int, seed: int) -> RankBatch:
+    rng = np.random.default_rng(seed)
+    hist = rng.integers(1, feats.n_trained_items + 1, (users, 12))  # longer than max_hist
+    hist[0] = 0  # an empty history
+    hist[1:2, :9] = 0  # a short one
+    events = np.where(hist > 0, rng.choice(list(EVENT_IDS.values()), hist.shape), 0)
+    age = rng.exponential(600.0, users)
+    age[2:3] = np.nan
+    return RankBatch(hist, events, age, rng.integers(1, feats.n_trained_items + 1,
+                                                     (users, cands)))
+
+
+def test_score_many_users_matches_torch(setup: tuple[Ranker, ItemFeatures, Path]) -> None:
+    model, feats, path = setup
+    sess, ref = RankerSession(path, feats, model.cfg.max_hist), TorchRanker(model, feats)
+    for users, cands in [(1, 1), (7, 30), (120, 85)]:
+        batch = _batch(feats, users, cands, seed=users)
+        got, want = sess.score(batch), ref.score(batch)
+        for g, w in zip(got, want, strict=True):
+            assert g.shape == (users, cands)
+            np.testing.assert_allclose(g, w, atol=1e-4)
+        assert np.isfinite(got.pctr).all()
+
+
+def test_flat_candidates_and_new_items(setup: tuple[Ranker, ItemFeatures, Path]) -> None:
+    model, feats, path = setup
+    sess = RankerSession(path, feats, model.cfg.max_hist)
+    items, users = np.array([5, 6, 7, 8, 9, 10]), np.array([2, 0, 2, 2, 0, 3])
+    padded, rows, cols = pad_candidates(items, users, n_users=4)
+    assert padded.shape == (4, 3) and (padded[rows, cols] == items).all()
+    assert (padded[1] == 0).all()
+    batch = _batch(feats, 4, 1, seed=1)._replace(cand_items=padded)
+    scores = sess.score(batch)
+    assert (scores.pctr[1] == 0).all()  # padding scores 0
+    # an item upserted after training (and one never seen) scores without errors
+    feats.upsert(500, ItemMeta(500, brand="brand1-0", categories=(("cat1",),)))
+    batch = batch._replace(cand_items=np.array([[500, 9999, 3]] * 4))
+    new = sess.score(batch)
+    assert np.isfinite(new.pctr).all() and (new.pctr > 0).all()
+
+
+def test_blend_weights_from_env_and_formula() -> None:
+    assert BlendWeights.from_env({}) == BlendWeights(1.0, 2.0, 0.0)
+    w = BlendWeights.from_env({"SIDSTREAM_W_CLICK": "0.5", "SIDSTREAM_W_ORDER": "3",
+                               "SIDSTREAM_W_VALUE": "0.1"})
+    assert w == BlendWeights(0.5, 3.0, 0.1)
+    for bad in ("x", "-1", "inf"):
+        with pytest.raises(ValueError, match="SIDSTREAM_W_ORDER"):
+            BlendWeights.from_env({"SIDSTREAM_W_ORDER": bad})
+    pctr, pctcvr = np.array([0.5, 0.2, 0.4]), np.array([0.1, 0.15, 0.2])
+    price = np.array([10.0, np.nan, 20.0])
+    np.testing.assert_allclose(blend(pctr, pctcvr, price, w),
+                               [0.25 + 0.3 + 0.1, 0.1 + 0.45, 0.2 + 0.6 + 0.4], rtol=1e-6)
+    np.testing.assert_allclose(blend(pctr, pctcvr), pctr + 2 * pctcvr, rtol=1e-6)
