@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from infra.chaos import Cluster, Replayer, Result, converge, during, make_events
-from infra.embedded import Stack, start_redis, stop_process
+from infra.embedded import Stack, embedded_stack, start_redis, stop_process
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+Scenario = Callable[[Stack, "ChaosConfig", Path | None], Result]
 
 
 @dataclass(frozen=True)
@@ -30,12 +35,24 @@ class ChaosConfig:
 
 
 def scenario_settings(stack: Stack, name: str, partitions: int = 8) -> Settings:
-    s = Settings.from_env({**stack.env(), "SIDSTREAM_APP_ID": f"chaos-{name}-{time.time_ns()}",
+    s = Settings.from_env({**stack.env(), "SIDSTREAM_APP_ID": f"chaos-{name}",
                            "SIDSTREAM_TOPIC_PARTITIONS": str(partitions)})
     ensure_topics(s)
     return s
 
 
+def isolated(scenario: Scenario) -> Callable[[ChaosConfig, Path | None], Result]:
+    """Run ``scenario`` on a broker and Redis of its own, so no scenario sees another's events."""
+
+    @functools.wraps(scenario)
+    def run(cfg: ChaosConfig, logdir: Path | None = None) -> Result:
+        with embedded_stack({}) as stack:
+            return scenario(stack, cfg, logdir)
+
+    return run
+
+
+@isolated
 def crash(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
     """SIGKILL the worker at random points of the replay, restarting it each time."""
     settings = scenario_settings(stack, "crash")
@@ -62,6 +79,7 @@ def crash(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
     return result
 
 
+@isolated
 def scale_out(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
     """Two workers, a third joins at 30%, one leaves (SIGTERM) at 60%: rebalances mid-replay."""
     settings = scenario_settings(stack, "scale")
@@ -90,6 +108,7 @@ def scale_out(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Res
     return result
 
 
+@isolated
 def redis_outage(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
     """Stop the worker's own redis-server for ``outage_s`` mid-replay, then bring it back."""
     datadir = Path(tempfile.mkdtemp(prefix="chaos-redis-data-"))
@@ -126,6 +145,7 @@ def redis_outage(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> 
     return result
 
 
+@isolated
 def graceful(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
     """SIGTERM mid-replay: the batch finishes and offsets are committed, so nothing is redone."""
     settings = scenario_settings(stack, "sigterm")

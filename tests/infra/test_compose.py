@@ -80,6 +80,14 @@ def test_env_vars_are_settings_and_endpoints_match(compose: dict[str, Any]) -> N
         "SIDSTREAM_TOPIC_PARTITIONS"]
 
 
+def test_worker_healthcheck_uses_the_readiness_endpoint(compose: dict[str, Any]) -> None:
+    worker = services(compose)["worker"]
+    probe = " ".join(worker["healthcheck"]["test"])
+    port = worker["environment"]["SIDSTREAM_METRICS_PORT"]
+    assert f"127.0.0.1:{port}/readyz" in probe
+    assert services(compose)["replay"]["depends_on"]["worker"]["condition"] == "service_healthy"
+
+
 def test_prometheus_scrapes_the_worker_port(compose: dict[str, Any]) -> None:
     conf = yaml.safe_load((ROOT / "infra/prometheus/prometheus.yml").read_text())
     job = conf["scrape_configs"][0]
