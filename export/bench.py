@@ -1,8 +1,10 @@
 """``sidstream bench rank``: torch eager vs onnxruntime on the same batches, side by side.
 
 Each measured call is the full serving path of ``RankerSession.score`` / ``TorchRanker.score``:
-host-side feature gather + context features + the model. Batches hold ``total`` candidates as
-``total / cands_per_user`` users with ``cands_per_user`` candidates each and random histories.
+the host part (histories cut to ``max_hist``, dtypes) + the serving graph, which gathers the
+item feature rows and computes the user context itself (the same graph for both backends).
+Batches hold ``total`` candidates as ``total / cands_per_user`` users with ``cands_per_user``
+candidates each and random histories.
 Both backends run with the same intra-op thread count (1 = "per core").
 """
 
@@ -144,7 +146,7 @@ def format_table(rows: list[BenchRow], bc: BenchConfig, source: str) -> str:
     by = {(r.backend, r.cands): r for r in rows}
     lines = [f"ranker: {source}",
              f"threads {bc.threads} (intra-op, both backends), {bc.cands_per_user} candidates "
-             "per user, full score() path (host gather + model)",
+             "per user, full score() path (host prep + graph incl. feature gather)",
              f"{'cands':>7} {'users':>5} | {'torch p50':>9} {'p99':>7} {'cands/s':>10} | "
              f"{'ORT p50':>8} {'p99':>7} {'cands/s':>10} | {'ORT/torch':>9}"]
     for size in sorted({r.cands for r in rows}):

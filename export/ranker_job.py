@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.ranker_data import DataConfig, Examples, LabelRule, eval_negatives, make_batch
-from models.ranker_features import ModelInputs
+import numpy as np
+
+from models.ranker_data import DataConfig, Examples, LabelRule, eval_negatives, histories, last_age
+from models.ranker_features import ServingInputs, serving_inputs
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +29,21 @@ class TrainJob:
     parity_users: int = 256  # real test users whose batches are checked for ONNX parity
 
 
-def _real_batches(data: Any, n_users: int) -> list[ModelInputs]:
+def real_batches(data: Any, n_users: int) -> list[ServingInputs]:
+    """Serving inputs of the first ``n_users`` test examples (positive + eval negatives)."""
     ex = Examples(data.test.user[:n_users], data.test.pos[:n_users])
     negatives = eval_negatives(data.corpus, ex, data.covisit, data.cfg, seed=7)
-    b = make_batch(data.corpus, ex, negatives, data.features, data.cfg.max_hist)
-    return [ModelInputs(b.hist_feats, b.hist_events, b.context, b.cand_feats)]
+    hist, events = histories(data.corpus, ex, data.cfg.max_hist)
+    cands = np.concatenate([data.corpus.items[ex.pos][:, None], negatives], axis=1)
+    return [serving_inputs(data.features, hist, events, last_age(data.corpus, ex), cands,
+                           data.cfg.max_hist)]
 
 
 def run_train_job(job: TrainJob, train_cfg: Any) -> Path:
     """Train, evaluate, export and save; returns the artifact version directory."""
     import torch
 
-    from export.onnx_export import OPSET, export_and_verify
+    from export.onnx_export import INPUT_NAMES, OPSET, export_and_verify
     from models.dataset import load_dataset
     from models.ranker import Ranker
     from models.ranker_artifact import save_artifact
@@ -59,11 +64,12 @@ def run_train_job(job: TrainJob, train_cfg: Any) -> Path:
         log.info("%s: AUC %.4f GAUC %.4f | CTCVR AUC %.4f GAUC %.4f | CVR AUC (clicked) %.4f",
                  split, m["auc_ctr"], m["gauc_ctr"], m["auc_ctcvr"], m["gauc_ctcvr"],
                  m["auc_cvr_clicked"])
-    real = _real_batches(data, job.parity_users)
+    real = real_batches(data, job.parity_users)
 
     def write_onnx(path: Path) -> dict[str, Any]:
         diff = export_and_verify(result.model, path, real)
-        return {"opset": OPSET, "parity_max_abs_diff": diff, "dynamic_axes": ["users", "cands"]}
+        return {"opset": OPSET, "parity_max_abs_diff": diff, "inputs": INPUT_NAMES,
+                "dynamic_axes": ["rows", "users", "cands"]}
 
     directory = save_artifact(
         job.out, result.model, data.features,

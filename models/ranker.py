@@ -16,6 +16,9 @@ low-rank DCN-v2 cross layer (the feature-crossing block) and a shared trunk into
 pCTR = p(click | shown) and pCVR = p(order | click). ESMM: both are trained over all
 candidates through pCTR and pCTCVR = pCTR * pCVR, so pCVR never needs the biased
 clicked-only sample.
+
+Serving runs :class:`ServingRanker` around the same model: item ids, events and ages in; the
+feature-row gather and the user context (:func:`context_features`) happen in the graph.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from models.ranker_features import N_EVENT_TYPES, RECENCY_SCALE_S
 
 
 @dataclass
@@ -160,6 +165,43 @@ class Ranker(nn.Module):
         valid = (cand_feats[..., 0] > 0).to(ctr.dtype)
         pctr, pcvr = torch.sigmoid(ctr) * valid, torch.sigmoid(cvr) * valid
         return pctr, pcvr, pctr * pcvr
+
+
+def context_features(events: torch.Tensor, last_age_s: torch.Tensor) -> torch.Tensor:
+    """Torch twin of ``models.ranker_features.context_features`` (NaN age = unknown): [U, K]."""
+    n_hist = events.shape[1]
+    counts = F.one_hot(events, N_EVENT_TYPES).sum(1).to(torch.float32)  # [U, N_EVENT_TYPES]
+    length = n_hist - counts[:, :1]  # [U, 1] non-padding entries
+    known = torch.isfinite(last_age_s).unsqueeze(1) & (length > 0)
+    age = torch.where(known, last_age_s.unsqueeze(1).clamp(min=0.0), 0.0)
+    recency = (torch.log1p(age) * (1.0 / math.log1p(RECENCY_SCALE_S))).clamp(max=1.5)
+    return torch.cat([counts[:, 1:] / length.clamp(min=1.0),
+                      torch.log1p(length) / math.log1p(max(n_hist, 1)),
+                      known.to(torch.float32), recency], dim=1)
+
+
+class ServingRanker(nn.Module):
+    """The serving graph: item ids in, scores out (``models.ranker_features.ServingInputs``).
+
+    The feature-row gather and the user context run inside the graph (torch and ONNX alike),
+    so a serving call passes only ids. ``item_table`` is the live ``ItemFeatures.table``, an
+    input with a dynamic row axis rather than an initializer: the catalogue grows online
+    without re-exporting. Ids are clipped to the table like ``np.take(mode="clip")``: <= 0 is
+    the padding row, ids past the table the unknown-item sentinel (its last row).
+    """
+
+    def __init__(self, ranker: Ranker) -> None:
+        super().__init__()
+        self.ranker = ranker
+
+    def forward(self, item_table: torch.Tensor, hist_items: torch.Tensor,
+                hist_events: torch.Tensor, last_age_s: torch.Tensor, cand_items: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        last = item_table.shape[0] - 1
+        hist_items, cand_items = hist_items.clamp(0, last), cand_items.clamp(0, last)
+        events = torch.where(hist_items > 0, hist_events, 0)
+        return self.ranker(item_table[hist_items], events, context_features(events, last_age_s),
+                           item_table[cand_items])
 
 
 def esmm_loss(ctr: torch.Tensor, cvr: torch.Tensor, click: torch.Tensor, order: torch.Tensor,

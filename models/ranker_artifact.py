@@ -5,7 +5,7 @@ Layout (``root`` is e.g. ``$SIDSTREAM_MODEL_DIR/ranker``)::
     root/LATEST                      name of the newest version
     root/<version>/manifest.json     format, version, data hash, config, metrics, file hashes
     root/<version>/ranker.pt         torch state_dict (plain PyTorch path)
-    root/<version>/ranker.onnx       the same model for onnxruntime
+    root/<version>/ranker.onnx       its serving graph for onnxruntime (export/onnx_export.py)
     root/<version>/features.npz      item feature table (models/ranker_features.py)
     root/<version>/features.json     its vocabularies
 
@@ -35,7 +35,7 @@ from models.ranker_features import ItemFeatures
 log = logging.getLogger(__name__)
 
 FORMAT = "sidstream-ranker"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ranker.onnx is the serving graph (item ids + feature table in)
 MANIFEST, WEIGHTS, ONNX = "manifest.json", "ranker.pt", "ranker.onnx"
 LATEST = "LATEST"
 REQUIRED = ("format", "format_version", "version", "created", "data", "config", "metrics", "files")

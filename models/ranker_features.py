@@ -1,11 +1,12 @@
 """Ranker inputs on the host: the item feature table, user context features, typed model inputs.
 
-The ranker never sees raw item ids. Every item id is turned on the host into one int64 feature
-row ``[id_row, category, brand, price_bucket, sid_1 .. sid_L]`` by a numpy ``take`` on
-:class:`ItemFeatures`; the model owns the embedding tables those rows index (see
-``models/ranker.py``). This keeps the exported ONNX graph free of catalogue data, so the catalogue
-can grow online: :meth:`ItemFeatures.upsert` adds rows for new items at any time, without touching
-the model.
+The ranker never embeds raw item ids. Every item id is turned into one int64 feature row
+``[id_row, category, brand, price_bucket, sid_1 .. sid_L]`` of :class:`ItemFeatures`; the model
+owns the embedding tables those rows index (see ``models/ranker.py``). Training gathers the rows
+on the host (numpy ``take``, :class:`ModelInputs`); serving passes the live table itself as a graph
+input and the graph gathers (:class:`ServingInputs`, ``models.ranker.ServingRanker``). Either way
+the exported ONNX graph holds no catalogue data, so the catalogue can grow online:
+:meth:`ItemFeatures.upsert` adds rows for new items at any time, without touching the model.
 
 - ``id_row``: the item id for the items the model was trained on (1..n_trained_items), and the
   shared "unknown item" row ``n_trained_items + 1`` for any newer item. Training replaces a share
@@ -47,6 +48,20 @@ class ModelInputs(NamedTuple):
     hist_events: np.ndarray  # int64 [U, N], EVENT_IDS values, 0 = padding
     context: np.ndarray  # float32 [U, N_CONTEXT]
     cand_feats: np.ndarray  # int64 [U, C, F], row of zeros = padded candidate
+
+
+class ServingInputs(NamedTuple):
+    """What the serving graph (``models.ranker.ServingRanker``) consumes: item ids, no features.
+
+    The graph gathers the feature rows from ``item_table`` and computes the context itself, so
+    the host only slices histories to N and fixes dtypes (see :func:`serving_inputs`).
+    """
+
+    item_table: np.ndarray  # int64 [R, F] ItemFeatures.table (bound once; rows grow online)
+    hist_items: np.ndarray  # int64 [U, N] right-aligned item ids, 0 = padding
+    hist_events: np.ndarray  # int64 [U, N] EVENT_IDS (zeroed in the graph where hist_items <= 0)
+    last_age_s: np.ndarray  # float32 [U] seconds since the last event, NaN = unknown
+    cand_items: np.ndarray  # int64 [U, C], 0 = padding
 
 
 def category_key(meta: ItemMeta) -> str | None:
@@ -233,6 +248,29 @@ def build_inputs(features: ItemFeatures, hist_items: np.ndarray, hist_events: np
     return ModelInputs(features.gather(hist_items), hist_events,
                        context_features(hist_events, last_age_s),
                        features.gather(np.asarray(cand_items, np.int64)))
+
+
+def serving_inputs(features: ItemFeatures, hist_items: np.ndarray, hist_events: np.ndarray,
+                   last_age_s: np.ndarray | None, cand_items: np.ndarray, n_hist: int
+                   ) -> ServingInputs:
+    """The host part of serving: histories [U, *] cut/padded to ``n_hist``, dtypes fixed."""
+    hist_items = fit_history(np.asarray(hist_items, np.int64), n_hist)
+    if last_age_s is None:
+        age = np.full(len(hist_items), np.nan, np.float32)
+    else:
+        age = np.asarray(last_age_s, np.float32)
+    return ServingInputs(features.table, np.ascontiguousarray(hist_items),
+                         np.ascontiguousarray(fit_history(np.asarray(hist_events, np.int64),
+                                                          n_hist)),
+                         age, np.ascontiguousarray(cand_items, np.int64))
+
+
+def model_inputs(s: ServingInputs) -> ModelInputs:
+    """The host-side equivalent of the serving graph's gather + context (the reference path)."""
+    hist = np.take(s.item_table, s.hist_items, axis=0, mode="clip")
+    events = np.where(s.hist_items > 0, s.hist_events, 0)
+    return ModelInputs(hist, events, context_features(events, s.last_age_s),
+                       np.take(s.item_table, s.cand_items, axis=0, mode="clip"))
 
 
 def load_item_sid(path: Path | str, n_items: int) -> np.ndarray:

@@ -17,11 +17,11 @@ from export.onnx_export import (
     export_and_verify,
     export_onnx,
     parity,
-    random_inputs,
+    random_serving_inputs,
 )
+from export.ranker_job import real_batches
 from models.ranker import Ranker
-from models.ranker_data import DataConfig, Examples, eval_negatives, make_batch
-from models.ranker_features import ModelInputs
+from models.ranker_data import DataConfig
 from models.ranker_toy import toy_dataset
 from models.train_ranker import RankerData, model_config, prepare_data
 
@@ -54,24 +54,25 @@ def test_graph_has_dynamic_user_and_candidate_axes(exported: Exported) -> None:
     inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
               for i in graph.input}
     assert list(inputs) == INPUT_NAMES and [o.name for o in graph.output] == OUTPUT_NAMES
-    assert inputs["cand_feats"][:2] == ["users", "cands"] and inputs["hist_feats"][0] == "users"
+    assert inputs["cand_items"] == ["users", "cands"] and inputs["hist_items"][0] == "users"
+    assert inputs["item_table"][0] == "rows"  # the catalogue grows without re-export
+    assert not any(i.name == "item_table" for i in graph.initializer)
 
 
 def test_parity_random_inputs_many_shapes(exported: Exported) -> None:
     model, path, _ = exported
-    batches = [random_inputs(model, u, c, seed=u + c, empty_users=e)
-               for u, c, e in [(1, 1, 0), (1, 1, 1), (2, 300, 1), (37, 11, 5), (5, 2, 0)]]
+    batches = [random_serving_inputs(model, u, c, seed=u + c, empty_users=e, n_rows=r)
+               for u, c, e, r in [(1, 1, 0, 0), (1, 1, 1, 0), (2, 300, 1, 90), (37, 11, 5, 0),
+                                  (5, 2, 0, 7)]]
     assert parity(model, path, batches) <= PARITY_TOL
 
 
 def test_parity_real_inputs(exported: Exported) -> None:
     model, path, data = exported
-    ex = Examples(data.test.user, data.test.pos)
-    negs = eval_negatives(data.corpus, ex, data.covisit, data.cfg, seed=0)
-    b = make_batch(data.corpus, ex, negs, data.features, data.cfg.max_hist)
-    assert (b.hist_feats[..., 0] == 0).any()  # real short histories with padding
-    real = ModelInputs(b.hist_feats, b.hist_events, b.context, b.cand_feats)
-    assert parity(model, path, [real]) <= PARITY_TOL
+    real = real_batches(data, len(data.test.user))
+    assert (real[0].hist_items == 0).any()  # real short histories with padding
+    assert np.isfinite(real[0].last_age_s).any()  # real recency features
+    assert parity(model, path, real) <= PARITY_TOL
 
 
 def test_export_and_verify_raises_on_mismatch(exported: Exported,
@@ -81,4 +82,4 @@ def test_export_and_verify_raises_on_mismatch(exported: Exported,
     assert export_and_verify(model, path) <= PARITY_TOL
     other = Ranker(model.cfg).eval()  # different weights than the exported file
     with pytest.raises(AssertionError):
-        assert parity(other, path, [random_inputs(model, 2, 3)]) <= PARITY_TOL
+        assert parity(other, path, [random_serving_inputs(model, 2, 3)]) <= PARITY_TOL

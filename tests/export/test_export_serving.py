@@ -125,6 +125,34 @@ def test_flat_candidates_and_new_items(setup: tuple[Ranker, ItemFeatures, Path])
     assert np.isfinite(new.pctr).all() and (new.pctr > 0).all()
 
 
+def test_upserts_in_place_and_growth_are_seen(setup: tuple[Ranker, ItemFeatures, Path]) -> None:
+    """The bound feature table is the live one: in-place upserts and re-allocation (growth)."""
+    model, _, path = setup
+    feats = ItemFeatures.from_dataset(toy_dataset(n_users=30, n_items=40))
+    sess, ref = RankerSession(path, feats, model.cfg.max_hist), TorchRanker(model, feats)
+    batch = _batch(feats, 3, 5, seed=2)._replace(cand_items=np.array([[7, 8, 9, 10, 11]] * 3))
+    before = sess.score(batch).pctr
+    feats.upsert(7, ItemMeta(7, brand="brand9-9", categories=(("cat3",),), price=3.0))
+    after, want = sess.score(batch), ref.score(batch)
+    assert not np.allclose(before[:, 0], after.pctr[:, 0])  # item 7's new features count
+    np.testing.assert_allclose(after.pctr, want.pctr, atol=1e-5)
+    table = feats.table
+    feats.upsert(10 * len(table), ItemMeta(10 * len(table), brand="brand1-0"))
+    assert feats.table is not table  # grown: a new array, re-bound on the next call
+    batch = batch._replace(cand_items=np.array([[10 * len(table), 7, 0, 3, 10 ** 9]] * 3))
+    for g, w in zip(sess.score(batch), ref.score(batch), strict=True):
+        np.testing.assert_allclose(g, w, atol=1e-5)
+
+
+def test_missing_age_is_unknown(setup: tuple[Ranker, ItemFeatures, Path]) -> None:
+    model, feats, path = setup
+    sess = RankerSession(path, feats, model.cfg.max_hist)
+    batch = _batch(feats, 4, 3, seed=5)
+    nan_age = sess.score(batch._replace(last_age_s=np.full(4, np.nan)))
+    for a, b in zip(sess.score(batch._replace(last_age_s=None)), nan_age, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_blend_weights_from_env_and_formula() -> None:
     assert BlendWeights.from_env({}) == BlendWeights(1.0, 2.0, 0.0)
     w = BlendWeights.from_env({"SIDSTREAM_W_CLICK": "0.5", "SIDSTREAM_W_ORDER": "3",

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from export.onnx_export import random_inputs, torch_scores
-from models.ranker import Ranker, RankerConfig, TargetAttention, esmm_loss
+from export.onnx_export import random_inputs, random_serving_inputs, torch_scores
+from models.ranker import Ranker, RankerConfig, ServingRanker, TargetAttention, esmm_loss
+from models.ranker_features import model_inputs
 
 torch.set_num_threads(1)
 
@@ -106,3 +107,16 @@ def test_esmm_loss_is_finite_for_extreme_logits() -> None:
     l_first_two, _ = esmm_loss(ctr.detach()[:, :2], cvr.detach()[:, :2], click[:, :2],
                                order[:, :2], torch.ones(1, 2))
     assert torch.allclose(l2, l_first_two)
+
+
+@pytest.mark.parametrize(("users", "cands", "rows"), [(1, 1, 0), (6, 9, 0), (20, 4, 12)])
+def test_serving_graph_matches_host_gather_and_context(model: Ranker, users: int, cands: int,
+                                                       rows: int) -> None:
+    """In-graph gather (clip to padding / sentinel) and context == the numpy training path."""
+    inputs = random_serving_inputs(model, users, cands, seed=users, empty_users=1, n_rows=rows)
+    with torch.inference_mode():
+        got = ServingRanker(model)(*(torch.from_numpy(a) for a in inputs))
+    host = model_inputs(inputs)
+    assert (host.hist_feats[0] == 0).all()  # the empty history
+    for g, w in zip(got, torch_scores(model, host), strict=True):
+        np.testing.assert_allclose(g.numpy(), w, atol=1e-6)
