@@ -14,7 +14,9 @@ from streams.scrape import Snapshot, processed, scrape
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path | None = None,
+                 loglevel: str = "warning") -> None:
+        self.loglevel = loglevel
         self.port = int(env.get("SIDSTREAM_METRICS_PORT") or free_port())
         self.env = {**os.environ, **env, "SIDSTREAM_METRICS_PORT": str(self.port)}
         self.log_path = log_path
@@ -23,7 +25,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         out = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", self.loglevel],
             env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 

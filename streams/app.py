@@ -17,6 +17,7 @@ from faust.types import EventT, TopicT
 from redis.exceptions import RedisError
 
 from streams.catalogue import Catalogue
+from streams.faust_patches import ProcessedOffsets, guard_acks, set_fetch_max_wait
 from streams.handlers import Runtime, handle_event_batch, handle_item_batch
 from streams.health import Health
 from streams.metrics import Metrics
@@ -27,26 +28,6 @@ from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, Settings
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "user-state"
-
-
-def set_fetch_max_wait(ms: int) -> None:
-    """Cap how long a fetch may wait for data (faust hard-codes 1,500 ms).
-
-    Kafka answers a fetch as soon as data arrives, but Tansu holds it for the full wait, which
-    would add ~0.4 s median latency; a short wait costs a few idle fetches per second on Kafka.
-    """
-    from faust.transport.drivers import aiokafka as driver
-
-    cls = driver.AIOKafkaConsumerThread
-    original = getattr(cls, "_sidstream_original_create", cls._create_worker_consumer)
-
-    def create(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = ms  # read by AIOKafkaConsumer.start()
-        return consumer
-
-    cls._sidstream_original_create = original  # type: ignore[attr-defined]
-    cls._create_worker_consumer = create  # type: ignore[method-assign]
 
 
 def make_faust_app(settings: Settings) -> faust.App:
@@ -99,14 +80,22 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
         await rt.writer.flush_due()  # lists kept pending while Redis was away
         rt.metrics.users.set(len(rt.table.data))
         rt.metrics.covisit_items.set(len(rt.pipeline.covis))
+        rt.metrics.refused_acks.set(rt.processed.refused)
 
     async def flush_on_shutdown(sender: Any, **kwargs: Any) -> None:
-        """SIGTERM: the consumer has drained and committed; last try to write pending lists."""
+        """SIGTERM, after faust stopped fetching: let the last micro-batch finish, commit its
+        offsets (so a successor redoes nothing), then a last try at pending Redis writes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        await asyncio.sleep(2 * settings.batch_within_s)  # the take buffer hands over its rest
+        while rt.inflight and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await app.consumer.commit()
         if rt.writer.pending:
             rt.writer.next_try = 0.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(rt.writer.flush(), timeout=5.0)
-            log.info("shutdown: %d lists still pending", len(rt.writer.pending))
+        log.info("shutdown: offsets committed, %d lists still pending", len(rt.writer.pending))
 
     app.on_before_shutdown.connect(flush_on_shutdown)  # type: ignore[arg-type]
 
@@ -141,6 +130,9 @@ def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, health: 
     client = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     writer = RecWriter(client, metrics, settings.rec_ttl_s, pipeline.model_version,
                        settings.redis_retries, settings.redis_backoff_s)
-    rt = Runtime(settings, pipeline, writer, client, metrics, dlq, table, health, catalogue)
+    processed = ProcessedOffsets([EVENTS_TOPIC, ITEMS_TOPIC])
+    guard_acks(processed)
+    rt = Runtime(settings, pipeline, writer, client, metrics, dlq, table, health, catalogue,
+                 processed)
     register_agents(app, rt, events_topic, items_topic)
     return app, rt

@@ -6,6 +6,7 @@ faust's default would use the *last* event of a micro-batch that spans partition
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError
 
 from streams.catalogue import Catalogue
 from streams.events import Limits, Rejected, parse_item
+from streams.faust_patches import ProcessedOffsets
 from streams.health import Health
 from streams.metrics import Metrics
 from streams.output import RecWriter, item_key
@@ -42,6 +44,8 @@ class Runtime:
     table: Any  # faust.Table; Any because faust's generic Table type is awkward to name
     health: Health
     catalogue: Catalogue
+    processed: ProcessedOffsets
+    inflight: int = 0  # micro-batches being handled (graceful shutdown waits for them)
 
 
 def record_of(event: EventT) -> Record:
@@ -69,6 +73,16 @@ async def send_rejects(rt: Runtime, rejects: list[Reject]) -> None:
 
 
 async def handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
+    """One micro-batch, shielded from cancellation: faust acks a batch whose handling was
+    cancelled, so it must never stop half-way (state written, list not, or the reverse)."""
+    rt.inflight += 1
+    try:
+        await asyncio.shield(_handle_event_batch(rt, events))
+    finally:
+        rt.inflight -= 1
+
+
+async def _handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
     start = time.perf_counter()
     outcome = rt.pipeline.process([record_of(e) for e in events], rt.table.get)
     if outcome.rejects:
@@ -85,6 +99,13 @@ async def handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
     now = time.perf_counter()
     rt.metrics.stage.labels("redis").observe(now - redis_start)
     rt.metrics.stage.labels("batch").observe(now - start)
+    mark_processed(rt, events)
+
+
+def mark_processed(rt: Runtime, events: list[EventT]) -> None:
+    """Only offsets marked here may be committed (see ``streams.faust_patches``)."""
+    for ev in events:
+        rt.processed.mark(ev.message.tp, ev.message.offset)
 
 
 async def handle_item_batch(rt: Runtime, events: list[EventT]) -> None:
@@ -111,3 +132,4 @@ async def handle_item_batch(rt: Runtime, events: list[EventT]) -> None:
         except (RedisError, OSError) as exc:
             rt.metrics.redis_errors.inc()
             log.warning("catalogue mirror write failed: %s", exc)
+    mark_processed(rt, events)

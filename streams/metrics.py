@@ -50,6 +50,9 @@ class Metrics:
         self.ready = Gauge("sidstream_ready",
                            "1 when partitions are assigned and table recovery is done",
                            registry=r)
+        self.refused_acks = Gauge("sidstream_skipped_messages",
+                                  "Messages faust skipped in a rebalance/stop, left uncommitted "
+                                  "to be fetched again", registry=r)
         self.users = Gauge("sidstream_users_in_state", "Users held in this worker's table",
                            registry=r)
         self.covisit_items = Gauge("sidstream_covisit_items", "Items in the co-visitation index",
