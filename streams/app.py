@@ -17,7 +17,12 @@ from faust.types import EventT, TopicT
 from redis.exceptions import RedisError
 
 from streams.catalogue import Catalogue
-from streams.faust_patches import ProcessedOffsets, guard_acks, set_fetch_max_wait
+from streams.faust_patches import (
+    ProcessedOffsets,
+    guard_acks,
+    reseek_skipped,
+    set_fetch_max_wait,
+)
 from streams.handlers import Runtime, handle_event_batch, handle_item_batch
 from streams.health import Health
 from streams.metrics import Metrics
@@ -77,6 +82,7 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
     @app.timer(interval=1.0)
     async def housekeeping() -> None:
         await refresh_health(app, rt)
+        await reseek_skipped(app, rt.processed)
         await rt.writer.flush_due()  # lists kept pending while Redis was away
         rt.metrics.users.set(len(rt.table.data))
         rt.metrics.covisit_items.set(len(rt.pipeline.covis))

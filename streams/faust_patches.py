@@ -7,7 +7,9 @@
    lost if its partition then moves to another worker, or the worker stops. Seen here as one lost
    event in some scale-out and SIGTERM runs. :func:`guard_acks` makes the consumer record an
    ack on a guarded topic only for messages the handlers marked as processed; a skipped message
-   stays uncommitted and is fetched again (at-least-once; the dedup window absorbs repeats).
+   stays uncommitted. faust does not always fetch such a message again within the same
+   assignment, so the worker's timer seeks the partition back to it (:func:`reseek_skipped`);
+   the dedup window absorbs what is fetched twice.
 2. **Fetch wait.** faust hard-codes ``fetch_max_wait_ms=1500``. Kafka answers a fetch as soon as
    data arrives, but Tansu holds it for the full wait (~0.4 s added median latency);
    :func:`set_fetch_max_wait` makes it configurable.
@@ -15,12 +17,18 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from faust.transport import consumer as consumer_mod
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+RESEEK_AFTER_S = 3.0
 
 
 class ProcessedOffsets:
@@ -29,10 +37,41 @@ class ProcessedOffsets:
     def __init__(self, topics: Iterable[str]) -> None:
         self.topics = frozenset(topics)
         self.done: set[tuple[TP, int]] = set()
+        self.skipped: dict[TP, dict[int, float]] = {}  # offset -> when its ack was refused
         self.refused = 0  # acks refused: messages faust skipped without processing
 
     def mark(self, tp: TP, offset: int) -> None:
         self.done.add((tp, offset))
+        pending = self.skipped.get(tp)
+        if pending is not None:
+            pending.pop(offset, None)
+            if not pending:
+                del self.skipped[tp]
+
+    def refuse(self, tp: TP, offset: int) -> None:
+        self.refused += 1
+        self.skipped.setdefault(tp, {}).setdefault(offset, time.monotonic())
+
+
+async def reseek_skipped(app: Any, processed: ProcessedOffsets) -> int:
+    """Seek partitions back to messages faust skipped and has not delivered again since."""
+    if app.rebalancing or not app.flow_control.is_active() or app.consumer is None:
+        return 0
+    assigned = app.consumer.assignment()
+    now, seeks = time.monotonic(), 0
+    for tp, pending in list(processed.skipped.items()):
+        if tp not in assigned:  # the partition moved: its new owner starts at the commit
+            del processed.skipped[tp]
+            continue
+        if now - min(pending.values()) < RESEEK_AFTER_S:
+            continue
+        offset = min(pending)
+        log.warning("re-reading %s from offset %d: faust skipped %d message(s) there",
+                    tp, offset, len(pending))
+        await app.consumer.seek(tp, offset)
+        processed.skipped[tp] = dict.fromkeys(pending, now)
+        seeks += 1
+    return seeks
 
 
 def guard_acks(processed: ProcessedOffsets) -> None:
@@ -43,7 +82,11 @@ def guard_acks(processed: ProcessedOffsets) -> None:
         if message.topic in processed.topics:
             key = (message.tp, message.offset)
             if key not in processed.done:
-                processed.refused += 1
+                # faust skipped it: let faust forget the message (so shutdown does not wait
+                # for it) without recording its offset as committable
+                processed.refuse(message.tp, message.offset)
+                message.acked = True
+                self._unacked_messages.discard(message)
                 return False
             processed.done.discard(key)
         return bool(original(self, message))
