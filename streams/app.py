@@ -93,9 +93,11 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
         offsets (so a successor redoes nothing), then a last try at pending Redis writes."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10.0
-        await asyncio.sleep(2 * settings.batch_within_s)  # the take buffer hands over its rest
-        while rt.inflight and loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        while loop.time() < deadline:  # messages already in a stream or the take buffer
+            unacked = [m for m in getattr(app.consumer, "_unacked_messages", ()) if not m.acked]
+            if not unacked and not rt.inflight:
+                break
+            await asyncio.sleep(0.02)
         await app.consumer.commit()
         if rt.writer.pending:
             rt.writer.next_try = 0.0
