@@ -135,7 +135,7 @@ def redis_outage(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> 
                           cfg.timeout_s)
         snap = worker.metrics()
         result.notes.update(worker_alive=worker.alive, unready_during_outage=seen_unready,
-                            ready_after=readyz(worker.port) == 200,
+                            ready_after=becomes_ready(worker.port, 30.0),
                             redis_errors=int(snap.total("sidstream_redis_errors_total")))
         if not (worker.alive and seen_unready):
             result.stale_lists = max(result.stale_lists, 1)  # a failed guarantee fails the run
@@ -168,6 +168,15 @@ def graceful(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Resu
     finally:
         cluster.stop_all()
     return result
+
+
+def becomes_ready(port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if readyz(port) == 200:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def readyz(port: int) -> int:
