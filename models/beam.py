@@ -26,6 +26,23 @@ class RecallResult(NamedTuple):
     scores: np.ndarray  # [U, k] float32 log-probabilities of the SIDs (-inf for padding)
 
 
+class RowMap(NamedTuple):
+    """Item id -> row of the model's item-id embedding (0 = unknown), by binary search."""
+
+    ids: torch.Tensor  # [N] sorted item ids
+    rows: torch.Tensor  # [N]
+
+    @classmethod
+    def build(cls, index: dict[int, int], n_rows: int) -> RowMap:
+        pairs = sorted((i, r) for i, r in index.items() if r < n_rows)
+        ids = torch.tensor([p[0] for p in pairs] or [-1], dtype=torch.long)
+        return cls(ids, torch.tensor([p[1] for p in pairs] or [0], dtype=torch.long))
+
+    def lookup(self, items: torch.Tensor) -> torch.Tensor:
+        idx = torch.searchsorted(self.ids, items).clamp(max=len(self.ids) - 1)
+        return torch.where(self.ids[idx] == items, self.rows[idx], 0)
+
+
 class _Excluder:
     """Batched membership test of (user, item) pairs in per-user exclusion sets."""
 
@@ -72,9 +89,11 @@ def _drop_excluded_subtrees(trie: SidTrie, cand: torch.Tensor, nodes: torch.Tens
 
 @torch.no_grad()
 def beam_search(model: SIDGPT, trie: SidTrie, prefix: TokenBatch, lengths: torch.Tensor,
-                beam: int = 20, k: int = 10, exclude: list[set[int]] | None = None
-                ) -> RecallResult:
-    """Top-``k`` items per user from right-padded history prefixes (see ``make_batch``)."""
+                beam: int = 20, k: int = 10, exclude: list[set[int]] | None = None,
+                rows: RowMap | None = None, item_weight: float = 1.0) -> RecallResult:
+    """Top-``k`` items per user from right-padded history prefixes (see ``make_batch``).
+    With ``rows`` and a model with an item head, the final candidates are ranked by SID
+    log-prob + ``item_weight`` x next-item log-prob."""
     cfg, n_users, depth = model.cfg, prefix.tok.shape[0], trie.depth
     if depth != cfg.levels or depth < 2:
         raise ValueError(f"trie depth {depth} != model SID length {cfg.levels} (or < 2)")
@@ -83,6 +102,7 @@ def beam_search(model: SIDGPT, trie: SidTrie, prefix: TokenBatch, lengths: torch
     last = h[torch.arange(n_users), lengths - 1]  # [U, d]
     valid = torch.arange(prefix.tok.shape[1])[None, :] < lengths[:, None]
     next_pos = (prefix.pos[torch.arange(n_users), lengths - 1] + 1).unsqueeze(1)
+    item_logp = model.item_logp(last) if rows is not None and model.has_item_head else None
 
     logp = model.level_logits(last, 0).log_softmax(-1)  # [U, V0]
     child = _children(trie, 0, torch.zeros(n_users, dtype=torch.long))  # [U, V0]
@@ -98,15 +118,18 @@ def beam_search(model: SIDGPT, trie: SidTrie, prefix: TokenBatch, lengths: torch
         total = (score.unsqueeze(-1) + logp).masked_fill(child < 0, NEG)
         v = total.shape[-1]
         if level == depth - 1:
-            total = total.masked_fill(excl.mask(child), NEG)
-            return _finish(total.view(n_users, -1), child.view(n_users, -1), k)
+            total = total.masked_fill(excl.mask(child), NEG).view(n_users, -1)
+            child = child.view(n_users, -1)
+            if item_logp is not None and rows is not None:
+                total = total + item_weight * item_logp.gather(1, rows.lookup(child))
+            return _finish(total, child, k)
         flat, flat_child = total.view(n_users, -1), child.view(n_users, -1)
-        over = min(2 * beam if excl.active and level == depth - 2 else beam, flat.shape[1])
-        score, idx = flat.topk(over, dim=-1)
+        check = excl.active and level == depth - 2  # next level is the leaves
+        score, idx = flat.topk(min(2 * beam if check else beam, flat.shape[1]), dim=-1)
         nodes = flat_child.gather(1, idx)
-        if over > beam or (excl.active and level == depth - 2):
+        if check:  # oversampled: drop prefixes whose leaves are all excluded, keep the best
             score = _drop_excluded_subtrees(trie, score, nodes, excl)
-            score, keep = score.topk(min(beam, over), dim=-1)
+            score, keep = score.topk(min(beam, score.shape[1]), dim=-1)
             idx, nodes = idx.gather(1, keep), nodes.gather(1, keep)
         parent, code = idx // v, idx % v
         own = _reorder(own, parent)

@@ -47,7 +47,7 @@ def _cmd_train_recall(args: argparse.Namespace) -> int:
     from models.train_recall import RecallTrainConfig, run_train_recall
 
     gen = GenConfig(d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
-                    d_ff=4 * args.d_model, dropout=args.dropout)
+                    d_ff=4 * args.d_model, dropout=args.dropout, item_loss=args.item_loss)
     cfg = RecallTrainConfig(gen=gen, id_embedding=not args.no_id_embedding, epochs=args.epochs,
                             batch_size=args.batch_size, lr=args.lr, max_minutes=args.max_minutes,
                             eval_every=args.eval_every, eval_users=args.eval_users,
@@ -67,12 +67,14 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
     from models.recaller import GenerativeRecaller
 
     rec = GenerativeRecaller.load(args.artifact)
+    rec.rerank = args.item_weight
     ds = load_dataset(args.data)
     t0 = time.time()
     res = evaluate(rec, ds, leave_one_out(ds, args.split, rec.max_hist), args.split, args.beam)
-    res["eval_seconds"] = round(time.time() - t0, 1)
+    res["eval_seconds"], res["rerank"] = round(time.time() - t0, 1), rec.rerank
     print(format_metrics(res))
-    out = Path(args.json) if args.json else resolve(Path(args.artifact)) / f"eval-{args.split}.json"
+    name = f"eval-{args.split}-beam{args.beam}-w{rec.rerank:g}.json"
+    out = Path(args.json) if args.json else resolve(Path(args.artifact)) / name
     out.write_text(json.dumps(res, indent=2))
     if args.update_manifest:
         update_metrics(resolve(Path(args.artifact)), {f"eval_{args.split}": res})
@@ -120,6 +122,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--no-id-embedding", action="store_true")
+    p.add_argument("--item-loss", type=float, default=1.0,
+                   help="weight of the auxiliary next-item softmax (0: off; also re-ranks)")
     p.add_argument("--eval-every", type=int, default=2)
     p.add_argument("--eval-users", type=int, default=3000)
     p.add_argument("--patience", type=int, default=4)
@@ -134,6 +138,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=20)
     p.add_argument("--json", default=None, help="output file (default: <artifact>/eval-*.json)")
     p.add_argument("--update-manifest", action="store_true")
+    p.add_argument("--item-weight", type=float, default=1.0,
+                   help="weight of the item head's log-prob in the ranking (0: SID only)")
     p.set_defaults(func=_cmd_eval_recall)
 
 

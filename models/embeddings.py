@@ -103,9 +103,9 @@ def cooccurrence_fallback(ds: SeqDataset, index: dict[int, int], vectors: np.nda
                 if have[other]:
                     acc[r] += vectors[other]
     rng = np.random.default_rng(seed)
-    for r in np.flatnonzero(~have):
-        v = acc[r] if np.linalg.norm(acc[r]) > 0 else rng.standard_normal(vectors.shape[1])
-        out[r] = v / np.linalg.norm(v)
+    for row in np.flatnonzero(~have):
+        v = acc[row] if np.linalg.norm(acc[row]) > 0 else rng.standard_normal(vectors.shape[1])
+        out[row] = v / np.linalg.norm(v)
     return out
 
 

@@ -68,11 +68,11 @@ def popularity_ranking(counts: Counter[int], data: Split, k: int, exclude_seen: 
 def recaller_ranking(rec: Recaller, data: Split, k: int, beam: int, exclude_seen: bool,
                      batch_size: int = 256, progress: bool = True) -> np.ndarray:
     """Top-``k`` of a recaller for every user of ``data``, batched with a progress bar."""
-    out = []
-    for s in tqdm(range(0, len(data.targets), batch_size), desc="recall", disable=not progress,
+    out, block = [], 16 * batch_size  # recall() sorts each block by history length
+    for s in tqdm(range(0, len(data.targets), block), desc="recall", disable=not progress,
                   mininterval=2.0):
-        hist = data.histories[s: s + batch_size]
-        ex = data.seen[s: s + batch_size] if exclude_seen else None
+        hist = data.histories[s: s + block]
+        ex = data.seen[s: s + block] if exclude_seen else None
         out.append(rec.recall(hist, k=k, beam=beam, exclude=ex, batch_size=batch_size).items)
     return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 

@@ -34,6 +34,9 @@ class GenConfig:
     n_heads: int = 4
     d_ff: int = 512
     dropout: float = 0.2
+    # auxiliary next-item softmax at item boundaries, tied to the item-id embedding (needs
+    # n_items); its log-prob is added to the SID log-prob when ranking the beam's candidates
+    item_loss: float = 0.0
 
     @property
     def levels(self) -> int:
@@ -57,6 +60,7 @@ class TokenBatch(NamedTuple):
     pos: torch.Tensor  # [B, T] item positions (0 for BOS/PAD, j for item j, 1-based)
     iid: torch.Tensor  # [B, T] item-id rows, non-zero only on last tokens of history items
     target: torch.Tensor  # [B, T] next token's code within its level, -100 where ignored
+    next_item: torch.Tensor  # [B, T // L] id row of the item each boundary predicts (-100: none)
 
 
 KV = tuple[torch.Tensor, torch.Tensor]  # keys, values [B, H, T, dh]
@@ -74,7 +78,8 @@ class Attention(nn.Module):
         *lead, _ = x.shape  # [..., T, 3d] -> 3 x [..., H, T, dh]
         q, k, v = self.qkv(x).split(self.h * self.dh, dim=-1)
         shape = (*lead[:-1], lead[-1], self.h, self.dh)
-        return tuple(t.view(shape).transpose(-3, -2) for t in (q, k, v))  # type: ignore[return-value]
+        return (q.view(shape).transpose(-3, -2), k.view(shape).transpose(-3, -2),
+                v.view(shape).transpose(-3, -2))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, KV]:
         """Causal self-attention over a full (right-padded) sequence; returns output and K/V."""
@@ -133,6 +138,10 @@ class SIDGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.apply(self._init)
+        with torch.no_grad():  # padding rows stay zero: decode() relies on id row 0 being 0
+            self.tok_emb.weight[PAD].zero_()
+            if self.id_emb is not None:
+                self.id_emb.weight[0].zero_()
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -140,6 +149,10 @@ class SIDGPT(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
+
+    @property
+    def layers(self) -> list[Block]:
+        return [b for b in self.blocks if isinstance(b, Block)]
 
     def embed(self, tok: torch.Tensor, pos: torch.Tensor, iid: torch.Tensor) -> torch.Tensor:
         x = self.tok_emb(tok) + self.pos_emb(pos)
@@ -161,12 +174,28 @@ class SIDGPT(nn.Module):
         off = self.cfg.offsets[level]
         return h @ self.tok_emb.weight[off: off + self.cfg.vocab_sizes[level]].T
 
+    @property
+    def has_item_head(self) -> bool:
+        return self.id_emb is not None and self.cfg.item_loss > 0
+
+    def item_logp(self, h: torch.Tensor) -> torch.Tensor:
+        """Log-probs [*, n_items] of the next item from boundary states; row 0 (unknown item)
+        is masked in the softmax and then given the uniform log-prob."""
+        assert self.id_emb is not None
+        logits = h @ self.id_emb.weight.T
+        logits[..., 0] = float("-inf")
+        out = logits.log_softmax(-1)
+        out[..., 0] = -math.log(self.cfg.n_items - 1)
+        return out
+
     def loss(self, batch: TokenBatch) -> torch.Tensor:
-        """Mean next-token CE over all non-ignored positions; position p predicts level p % L."""
+        """Mean next-token CE over all non-ignored positions (position p predicts level
+        p % L), plus ``item_loss`` x the next-item CE at item boundaries."""
         h, _ = self(batch.tok, batch.pos, batch.iid)
         lv = self.cfg.levels
         b, t, d = h.shape
         h = h.view(b, t // lv, lv, d)
+        aux = self._item_loss(h[:, :, 0], batch.next_item) if self.has_item_head else 0.0
         tgt = batch.target.view(b, t // lv, lv)
         total, count = h.new_zeros(()), 0
         for level in range(lv):
@@ -175,14 +204,22 @@ class SIDGPT(nn.Module):
             logits = self.level_logits(h[:, :, level].reshape(-1, d)[keep], level)
             total = total + F.cross_entropy(logits, y[keep], reduction="sum")
             count += int(keep.sum())
-        return total / max(count, 1)
+        return total / max(count, 1) + self.cfg.item_loss * aux
+
+    def _item_loss(self, hb: torch.Tensor, next_item: torch.Tensor) -> torch.Tensor:
+        y = next_item.reshape(-1)
+        keep = y > 0
+        assert self.id_emb is not None
+        logits = hb.reshape(-1, hb.shape[-1])[keep] @ self.id_emb.weight.T
+        logits[:, 0] = float("-inf")
+        return F.cross_entropy(logits, y[keep])
 
     def decode(self, tok: torch.Tensor, pos: torch.Tensor, prefix: list[KV], valid: torch.Tensor,
                own: list[KV] | None) -> tuple[torch.Tensor, list[KV]]:
         """One generated token per beam: tok [U, B], pos [U, B] -> hidden [U, B, d], caches."""
         x = self.tok_emb(tok) + self.pos_emb(pos)
         new_own = []
-        for i, block in enumerate(self.blocks):
+        for i, block in enumerate(self.layers):
             x, kv = block.decode(x, prefix[i], valid, None if own is None else own[i])
             new_own.append(kv)
         return self.ln_f(x), new_own

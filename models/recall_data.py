@@ -109,12 +109,14 @@ def make_batch(seqs: Sequence[np.ndarray], it: ItemTokens, cfg: GenConfig, train
     t = max(len(e[0]) for e in enc)
     tok, pos, iid = (np.zeros((len(enc), t), np.int64) for _ in range(3))
     tgt = np.full((len(enc), t), -100, np.int64)
+    nxt = np.full((len(enc), -(-t // lv)), -100, np.int64)
     for b, ((tk, ps, ii), rows) in enumerate(zip(enc, seqs, strict=True)):
         tok[b, : len(tk)], pos[b, : len(tk)], iid[b, : len(tk)] = tk, ps, ii
         if train:
             tgt[b, : len(tk)] = (it.tokens[rows] - off).reshape(-1)
+            nxt[b, : len(rows)] = np.where(rows < cfg.n_items, rows, -100)
     lengths = torch.tensor([len(e[0]) for e in enc])
-    batch = TokenBatch(*(torch.from_numpy(a) for a in (tok, pos, iid, tgt)))
+    batch = TokenBatch(*(torch.from_numpy(a) for a in (tok, pos, iid, tgt, nxt)))
     return batch, lengths
 
 

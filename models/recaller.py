@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.artifact import ArtifactError, load_manifest, resolve, write_artifact
-from models.beam import RecallResult, beam_search
+from models.artifact import ArtifactError, Manifest, load_manifest, resolve, write_artifact
+from models.beam import RecallResult, RowMap, beam_search
 from models.embeddings import encode_texts
 from models.generative import SIDGPT, GenConfig
 from models.recall_data import ItemTokens, make_batch
@@ -44,6 +44,10 @@ class GenerativeRecaller:
         self.max_hist, self.n_last_candidates = max_hist, n_last_candidates
         self.tokens = ItemTokens.build(table.sids, self.cfg)
         self.trie = SidTrie.from_sids(table.vocab_sizes, ((s, i) for i, s in table.sids.items()))
+        self.manifest: Manifest | None = None  # set by load()
+        # items added later map to row 0 (unknown): no rebuild needed on add_item
+        self.rows = RowMap.build(self.tokens.index, self.cfg.n_items)
+        self.rerank = 1.0  # weight of the item head's log-prob in the final score (0: off)
 
     @property
     def n_items(self) -> int:
@@ -62,17 +66,19 @@ class GenerativeRecaller:
         if exclude is not None and len(exclude) != len(histories):
             raise ValueError("exclude must have one set per history")
         rows = self.prefixes(histories)
-        items, scores = [], []
+        # batches of similar history length: far less padding in the prefill
+        order = np.argsort([len(r) for r in rows], kind="stable")
+        items = np.full((len(rows), k), -1, np.int64)
+        scores = np.full((len(rows), k), -np.inf, np.float32)
         for s in range(0, len(rows), batch_size):
-            batch, lengths = make_batch(rows[s: s + batch_size], self.tokens, self.cfg,
+            idx = order[s: s + batch_size]
+            batch, lengths = make_batch([rows[i] for i in idx], self.tokens, self.cfg,
                                         train=False)
-            ex = None if exclude is None else exclude[s: s + batch_size]
-            res = beam_search(self.model, self.trie, batch, lengths, beam, k, ex)
-            items.append(res.items)
-            scores.append(res.scores)
-        if not items:
-            return RecallResult(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
-        return RecallResult(np.concatenate(items), np.concatenate(scores))
+            ex = None if exclude is None else [exclude[i] for i in idx]
+            res = beam_search(self.model, self.trie, batch, lengths, beam, k, ex,
+                              self.rows if self.rerank else None, self.rerank)
+            items[idx], scores[idx] = res.items, res.scores
+        return RecallResult(items, scores)
 
     @torch.no_grad()
     def add_item(self, item: int, text: str | None = None, vector: np.ndarray | None = None
@@ -120,5 +126,5 @@ class GenerativeRecaller:
             rec = cls(rqvae, table, model, max_hist=int(man.config.get("max_hist", 20)))
         except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ArtifactError(f"{d}: cannot load recall artifact: {exc}") from exc
-        rec.manifest = man  # type: ignore[attr-defined]
+        rec.manifest = man
         return rec

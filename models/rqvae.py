@@ -7,6 +7,7 @@ codebook + commitment losses and straight-through gradients, and codes unused fo
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -52,6 +53,10 @@ def kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator | None = No
 class Quantizer(nn.Module):
     """One level of residual quantization."""
 
+    initialised: torch.Tensor
+    last_used: torch.Tensor  # step at which each code was last chosen
+    step: torch.Tensor
+
     def __init__(self, k: int, dim: int):
         super().__init__()
         self.codebook = nn.Parameter(torch.randn(k, dim) / math.sqrt(dim))
@@ -86,7 +91,7 @@ class Quantizer(nn.Module):
 
 def _mlp(dims: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(dims)):
         layers.append(nn.Linear(a, b))
         if i < len(dims) - 2:
             layers.append(nn.ReLU())
@@ -94,6 +99,9 @@ def _mlp(dims: list[int]) -> nn.Sequential:
 
 
 class RQVAE(nn.Module):
+    x_mean: torch.Tensor
+    x_std: torch.Tensor
+
     def __init__(self, cfg: RQVAEConfig):
         super().__init__()
         self.cfg = cfg
@@ -107,6 +115,10 @@ class RQVAE(nn.Module):
         self.register_buffer("x_mean", torch.zeros(cfg.in_dim))
         self.register_buffer("x_std", torch.ones(cfg.in_dim))
 
+    @property
+    def quantizers(self) -> list[Quantizer]:
+        return [q for q in self.levels if isinstance(q, Quantizer)]
+
     def _enc(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder((x - self.x_mean) / self.x_std)
 
@@ -117,7 +129,7 @@ class RQVAE(nn.Module):
         self.x_mean.copy_(x.mean(0))
         self.x_std.copy_(x.std(0).clamp(min=1e-6))
         r = self._enc(x)
-        for q in self.levels:
+        for q in self.quantizers:
             q.codebook.data.copy_(kmeans(r, self.cfg.codebook_size, self.cfg.kmeans_iters, gen))
             q.initialised.fill_(True)
             r = r - q.codebook[q.distances(r).argmin(1)]
@@ -126,7 +138,7 @@ class RQVAE(nn.Module):
         """Residual quantization of latents ``z``: (quantized sum, codes [B, L], losses [2])."""
         r, total = z, torch.zeros_like(z)
         codes, losses = [], torch.zeros(2)
-        for q in self.levels:
+        for q in self.quantizers:
             qv, c, lv = q(r)
             total = total + qv
             r = r - qv.detach()
@@ -147,7 +159,7 @@ class RQVAE(nn.Module):
     def residuals(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Residual entering each level (used for dead-code reset)."""
         r, out = self._enc(x), []
-        for q in self.levels:
+        for q in self.quantizers:
             out.append(r)
             r = r - q.codebook[q.distances(r).argmin(1)]
         return out
@@ -158,11 +170,11 @@ class RQVAE(nn.Module):
         """Codes [B, L] plus the ``n_last`` nearest last-level codes [B, n_last] (for overflow)."""
         r = self._enc(x)
         codes = []
-        for q in self.levels[:-1]:
+        for q in self.quantizers[:-1]:
             c = q.distances(r).argmin(1)
             codes.append(c)
             r = r - q.codebook[c]
-        last = self.levels[-1].distances(r)
+        last = self.quantizers[-1].distances(r)
         cand = last.topk(min(n_last, last.shape[1]), largest=False).indices
         codes.append(cand[:, 0])
         return torch.stack(codes, 1), cand

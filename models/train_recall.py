@@ -12,6 +12,7 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from models.dataset import SeqDataset
 from models.evaluate import evaluate, format_metrics, rank_metrics, recaller_ranking
-from models.generative import SIDGPT, GenConfig
+from models.generative import SIDGPT, GenConfig, TokenBatch
 from models.recall_data import Split, leave_one_out, train_batches, train_windows
 from models.recaller import GenerativeRecaller
 from models.train_tokenizer import load_tokenizer
@@ -65,8 +66,30 @@ def _sample(data: Split, n: int, seed: int) -> Split:
 
 def build_model(table_vocab: tuple[int, ...], n_rows: int, cfg: RecallTrainConfig) -> SIDGPT:
     gcfg = replace(cfg.gen, vocab_sizes=table_vocab, max_items=cfg.max_hist + 1,
-                   n_items=n_rows if cfg.id_embedding else 0)
+                   n_items=n_rows if cfg.id_embedding else 0,
+                   item_loss=cfg.gen.item_loss if cfg.id_embedding else 0.0)
     return SIDGPT(gcfg)
+
+
+def _train_epoch(model: SIDGPT, opt: torch.optim.Optimizer, batches: Iterator[TokenBatch],
+                 n_batches: int, step: int, total: int, cfg: RecallTrainConfig, desc: str,
+                 progress: bool) -> tuple[float, int]:
+    """One pass of teacher-forced training; returns the mean loss and the new step count."""
+    model.train()
+    losses = []
+    bar = tqdm(batches, total=n_batches, desc=desc, disable=not progress, mininterval=2.0)
+    for batch in bar:
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, total, cfg)
+        loss = model.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    return float(np.mean(losses)), step
 
 
 def fit(rec: GenerativeRecaller, ds: SeqDataset, cfg: RecallTrainConfig, progress: bool = True
@@ -84,31 +107,19 @@ def fit(rec: GenerativeRecaller, ds: SeqDataset, cfg: RecallTrainConfig, progres
     best: dict[str, Any] = {"recall@10": -1.0, "epoch": 0, "state": None}
     history, bad = [], 0
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        losses = []
-        bar = tqdm(train_batches(seqs, rec.tokens, model.cfg, cfg.batch_size, rng),
-                   total=per_epoch, desc=f"epoch {epoch}", disable=not progress, mininterval=2.0)
-        for batch in bar:
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(step, total, cfg)
-            loss = model.loss(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        batches = train_batches(seqs, rec.tokens, model.cfg, cfg.batch_size, rng)
+        loss, step = _train_epoch(model, opt, batches, per_epoch, step, total, cfg,
+                                  f"epoch {epoch}", progress)
         minutes = (time.time() - t0) / 60
         out_of_time = minutes >= cfg.max_minutes
         if epoch % cfg.eval_every and not out_of_time and epoch != cfg.epochs:
             continue
         model.eval()
-        ranked = recaller_ranking(rec, valid, 10, cfg.beam, False, progress=False)
-        m = rank_metrics(ranked, valid.targets)
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "minutes": minutes, **m})
-        log.info("epoch %d loss %.4f valid R@10 %.4f N@10 %.4f (%.1f min)", epoch,
-                 np.mean(losses), m["recall@10"], m["ndcg@10"], minutes)
+        m = rank_metrics(recaller_ranking(rec, valid, 10, cfg.beam, False, progress=False),
+                         valid.targets)
+        history.append({"epoch": epoch, "loss": loss, "minutes": round(minutes, 2), **m})
+        log.info("epoch %d loss %.4f valid R@10 %.4f N@10 %.4f (%.1f min)", epoch, loss,
+                 m["recall@10"], m["ndcg@10"], minutes)
         if m["recall@10"] > best["recall@10"]:
             best = {"recall@10": m["recall@10"], "epoch": epoch,
                     "state": copy.deepcopy(model.state_dict())}

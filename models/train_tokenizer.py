@@ -52,7 +52,7 @@ def _epoch(model: RQVAE, x: torch.Tensor, opt: torch.optim.Optimizer, batch_size
         opt.step()
         rec_sum += out.recon_loss.item() * len(xb)
         rq_sum += out.rq_loss.item() * len(xb)
-        for q, r in zip(model.levels, model.residuals(xb), strict=True):
+        for q, r in zip(model.quantizers, model.residuals(xb), strict=True):
             resets += q.reset_dead(r, model.cfg.dead_after)
     return rec_sum / len(x), rq_sum / len(x), resets
 

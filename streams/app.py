@@ -108,6 +108,23 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
     app.on_before_shutdown.connect(flush_on_shutdown)  # type: ignore[arg-type]
 
 
+def consumer_lag(app: faust.App, assignment: set[Any]) -> int:
+    """Sum over assigned event partitions of high watermark - next offset to read."""
+    lag = 0
+    read = getattr(app.consumer, "_read_offset", {})
+    for tp in assignment:
+        if tp.topic != EVENTS_TOPIC:
+            continue
+        try:
+            high = app.consumer.highwater(tp)
+        except Exception:  # partition not fetched yet: no watermark known
+            continue
+        position = read.get(tp)
+        if high is not None and position is not None:
+            lag += max(0, high - (position + 1))
+    return lag
+
+
 async def refresh_health(app: faust.App, rt: Runtime) -> None:
     rt.health.beat()
     assignment = app.consumer.assignment() if app.consumer else set()
@@ -115,6 +132,7 @@ async def refresh_health(app: faust.App, rt: Runtime) -> None:
     recovering = app.rebalancing or getattr(app, "in_recovery", False)
     rt.health.broker = bool(n_assigned) and not recovering
     rt.metrics.assigned.set(n_assigned)
+    rt.metrics.lag.set(consumer_lag(app, assignment))
     rt.metrics.ready.set(1 if rt.health.broker else 0)
     if rt.writer.healthy and not rt.writer.pending:
         try:

@@ -119,20 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction
                        ) -> None:
-    """Model, export and benchmark commands; each module keeps heavy imports inside handlers."""
-    try:
-        from models import cli as models_cli
-    except ImportError:  # models package without a CLI yet
-        models_cli = None  # type: ignore[assignment]
-    if models_cli is not None:
-        models_cli.add_commands(sub)
-    try:
-        from export import cli as export_cli
-    except ImportError:
-        export_cli = None  # type: ignore[assignment]
-    if export_cli is not None:
-        export_cli.add_commands(sub)
-        export_cli.add_bench_commands(bench_sub)
+    """Model, export and benchmark commands; each module keeps heavy imports in its handlers."""
+    from export import cli as export_cli
+    from models import cli as models_cli
+
+    models_cli.add_commands(sub)
+    models_cli.add_bench_commands(bench_sub)
+    export_cli.add_commands(sub)
+    export_cli.add_bench_commands(bench_sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

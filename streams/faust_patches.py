@@ -7,7 +7,9 @@
    lost if its partition then moves to another worker, or the worker stops. Seen here as one lost
    event in some scale-out and SIGTERM runs. :func:`guard_acks` makes the consumer record an
    ack on a guarded topic only for messages the handlers marked as processed; a skipped message
-   stays uncommitted. faust does not always fetch such a message again within the same
+   stays uncommitted, and so does everything after it in its partition until it has been
+   processed (faust would otherwise commit past it when the partition has no commit yet, e.g.
+   a skipped offset 0). faust does not always fetch such a message again within the same
    assignment, so the worker's timer seeks the partition back to it (:func:`reseek_skipped`);
    the dedup window absorbs what is fetched twice.
 2. **Fetch wait.** faust hard-codes ``fetch_max_wait_ms=1500``. Kafka answers a fetch as soon as
@@ -91,8 +93,21 @@ def guard_acks(processed: ProcessedOffsets) -> None:
             processed.done.discard(key)
         return bool(original(self, message))
 
+    original_new_offset = getattr(cls, "_sidstream_original_new_offset", cls._new_offset)
+
+    def new_offset(self: Any, tp: TP) -> int | None:
+        # faust commits the first run of consecutive acked offsets, and before a partition's
+        # first commit it does not check that the run starts at the skipped message: hold the
+        # partition's commits until its skipped messages are processed.
+        if processed.skipped.get(tp):
+            return None
+        result: int | None = original_new_offset(self, tp)
+        return result
+
     cls._sidstream_original_ack = original  # type: ignore[attr-defined]
     cls.ack = ack  # type: ignore[method-assign]
+    cls._sidstream_original_new_offset = original_new_offset  # type: ignore[attr-defined]
+    cls._new_offset = new_offset  # type: ignore[method-assign]
 
 
 def set_fetch_max_wait(ms: int) -> None:

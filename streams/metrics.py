@@ -53,6 +53,9 @@ class Metrics:
         self.refused_acks = Gauge("sidstream_skipped_messages",
                                   "Messages faust skipped in a rebalance/stop, left uncommitted "
                                   "to be fetched again", registry=r)
+        self.lag = Gauge("sidstream_consumer_lag_messages",
+                         "Events not yet read from this worker's partitions (broker high "
+                         "watermark minus read position)", registry=r)
         self.users = Gauge("sidstream_users_in_state", "Users held in this worker's table",
                            registry=r)
         self.covisit_items = Gauge("sidstream_covisit_items", "Items in the co-visitation index",

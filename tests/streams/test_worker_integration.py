@@ -82,6 +82,8 @@ def test_events_become_ranked_lists_in_redis(worker: WorkerProcess, producer: Ka
     assert scores == sorted(scores, reverse=True) and len(ids) == len(set(ids))
     assert payload["model_version"] and payload["updated_ms"] >= payload["event_ts"]
     assert 0 < rclient.ttl(f"sidstream:rec:{c}") <= 7 * 24 * 3600
+    eventually(lambda: worker.metrics().get("sidstream_consumer_lag_messages") == 0,
+               what="no consumer lag once everything is processed")
 
 
 def test_malformed_events_go_to_the_dlq_with_reasons(worker: WorkerProcess,

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.artifact import ArtifactError, load_manifest
+from models.recaller import GenerativeRecaller
+from tests.models.conftest import DIM, N_ITEMS, clustered_vectors
+
+
+def test_new_item_gets_a_sid_and_becomes_recallable(recaller: GenerativeRecaller) -> None:
+    vec = clustered_vectors(n=N_ITEMS + 1, dim=DIM, seed=7)[-1]
+    sid = recaller.add_item(1000, vector=vec)
+    assert len(sid) == recaller.trie.depth and recaller.trie.lookup(sid) == 1000
+    assert sid not in {s for i, s in recaller.table.sids.items() if i != 1000}
+    assert recaller.add_item(1000, vector=vec * 0) == sid  # upsert of a known item: same SID
+    # with every old item excluded, the new one is the only candidate left
+    res = recaller.recall([[1, 2]], k=3, beam=64, exclude=[set(range(1, N_ITEMS + 1))])
+    assert res.items[0].tolist() == [1000, -1, -1]
+    # the new item can also appear in histories
+    assert len(recaller.prefixes([[1000, 5]])[0]) == 2
+
+
+def test_new_item_needs_text_or_vector(recaller: GenerativeRecaller) -> None:
+    with pytest.raises(ValueError):
+        recaller.add_item(2000)
+
+
+def test_artifact_round_trip(recaller: GenerativeRecaller, tmp_path: Path) -> None:
+    path = recaller.save(tmp_path, "abc123", {"note": "t"}, {"recall@10": 0.5})
+    man = load_manifest(tmp_path, kind="recall")
+    assert man.version == path.name and man.data_hash == "abc123"
+    assert man.metrics["recall@10"] == 0.5
+    loaded = GenerativeRecaller.load(tmp_path)  # via LATEST
+    hist = [[1, 2, 3], [7]]
+    a, b = recaller.recall(hist, k=5, beam=8), loaded.recall(hist, k=5, beam=8)
+    assert np.array_equal(a.items, b.items)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+    assert loaded.table.sids == recaller.table.sids
+
+
+def test_corrupt_or_incompatible_artifacts_are_refused(recaller: GenerativeRecaller,
+                                                       tmp_path: Path) -> None:
+    path = recaller.save(tmp_path, "abc123", {}, {})
+    with (path / "generative.pt").open("ab") as fh:
+        fh.write(b"garbage")
+    with pytest.raises(ArtifactError, match="checksum"):
+        GenerativeRecaller.load(path)
+    path2 = recaller.save(tmp_path / "b", "abc123", {}, {})
+    man = json.loads((path2 / "manifest.json").read_text())
+    man["format"] = 999
+    (path2 / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ArtifactError, match="format"):
+        GenerativeRecaller.load(path2)
+    with pytest.raises(ArtifactError):
+        GenerativeRecaller.load(tmp_path / "missing")
+    with pytest.raises(ArtifactError, match="kind"):
+        load_manifest(path2, kind="ranker")
