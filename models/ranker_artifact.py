@@ -17,7 +17,6 @@ table and weights agree, and raises :class:`ArtifactError` otherwise.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import shutil
@@ -29,6 +28,7 @@ from typing import Any
 
 import torch
 
+from models.artifact import sha256_file
 from models.ranker import Ranker, RankerConfig
 from models.ranker_features import ItemFeatures
 
@@ -65,14 +65,6 @@ class RankerArtifact:
         return str(self.manifest["version"])
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_artifact(root: Path, model: Ranker, features: ItemFeatures, *, data: dict[str, Any],
                   metrics: dict[str, Any], extra: dict[str, Any] | None = None,
                   write_onnx: Callable[[Path], dict[str, Any]] | None = None) -> Path:
@@ -99,7 +91,7 @@ def save_artifact(root: Path, model: Ranker, features: ItemFeatures, *, data: di
     if write_onnx is not None:
         manifest["onnx"] = write_onnx(tmp / ONNX)
         files.append(tmp / ONNX)
-    manifest["files"] = {p.name: _sha256(p) for p in files}
+    manifest["files"] = {p.name: sha256_file(p) for p in files}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     tmp.rename(final)
     (root / LATEST).write_text(version + "\n")
@@ -135,7 +127,7 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         path = directory / name
         if not path.is_file():
             raise ArtifactError(f"{directory}: {name} is missing")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise ArtifactError(f"{directory}: {name} does not match its sha256 in the manifest")
     return manifest
 

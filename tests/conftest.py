@@ -7,17 +7,17 @@ runs); nothing is mocked. Workers run as real ``sidstream worker`` processes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import redis
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 
 from infra.embedded import Stack, embedded_stack, free_port
 from infra.worker_process import WorkerProcess
-from streams.settings import Settings
+from streams.settings import DLQ_TOPIC, Settings
 from streams.topics import ensure_topics
 
 T = TypeVar("T")
@@ -74,6 +74,26 @@ def eventually(fn: Callable[[], T | None], timeout_s: float = 30.0, every_s: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met after {timeout_s}s")
         time.sleep(every_s)
+
+
+def dlq_reasons(settings: Settings, wanted: Iterable[bytes], timeout_s: float = 90.0
+                ) -> dict[bytes, str]:
+    """Reason header of each ``wanted`` original payload found in the DLQ topic."""
+    wanted = set(wanted)
+    consumer = KafkaConsumer(DLQ_TOPIC, bootstrap_servers=settings.bootstrap_servers,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=1000, group_id=None,
+                             max_partition_fetch_bytes=1 << 20)
+    found: dict[bytes, str] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            for msg in consumer:
+                if msg.value in wanted:
+                    found[msg.value] = dict(msg.headers)["sidstream-reason"].decode()
+    finally:
+        consumer.close()
+    return found
 
 
 def log_tail(path: Path | None, n: int = 40) -> str:

@@ -11,12 +11,12 @@ import pytest
 import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from infra.worker_process import WorkerProcess
 from streams.events import Limits, Rejected, parse_event
-from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, Settings
-from tests.conftest import eventually
+from streams.settings import EVENTS_TOPIC, Settings
+from tests.conftest import dlq_reasons, eventually
 from tests.streams.fuzz_cases import KINDS, make_case
 
 
@@ -47,17 +47,7 @@ def test_fuzzed_stream_valid_through_invalid_to_dlq(worker: WorkerProcess,
     producer.flush()
     invalid = {c.value: c.reason for c in cases if c.reason}
     valid_users = {c.user for c in cases if c.reason is None}
-    consumer = KafkaConsumer(DLQ_TOPIC, bootstrap_servers=settings.bootstrap_servers,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             consumer_timeout_ms=1000, group_id=None,
-                             max_partition_fetch_bytes=1 << 20)
-    found: dict[bytes, str] = {}
-    deadline = time.monotonic() + 90
-    while len(found) < len(invalid) and time.monotonic() < deadline:
-        for msg in consumer:
-            if msg.value in invalid:
-                found[msg.value] = dict(msg.headers)["sidstream-reason"].decode()
-    consumer.close()
+    found = dlq_reasons(settings, invalid)
     assert found == invalid  # every invalid payload, with its reason, original bytes
     eventually(lambda: all(rclient.exists(f"sidstream:rec:{u}") for u in valid_users),
                timeout_s=60, what="a list for every user with a valid event")

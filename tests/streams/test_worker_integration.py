@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import redis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
 
+from infra.chaos import read_states
 from infra.worker_process import WorkerProcess
-from streams.app import TABLE_NAME
 from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, Settings
-from tests.conftest import eventually
+from tests.conftest import dlq_reasons, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -40,21 +40,7 @@ def recs(rclient: redis.Redis, user: Any) -> dict[str, Any] | None:
 
 def changelog_state(settings: Settings, user: Any) -> dict[str, Any] | None:
     """The user's latest state as the worker wrote it to the table's changelog topic."""
-    topic = f"{settings.app_id}-{TABLE_NAME}-changelog"
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                             enable_auto_commit=False, consumer_timeout_ms=3000)
-    try:
-        parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        key = json.dumps(str(user)).encode()
-        latest = None
-        for msg in consumer:
-            if msg.key == key:
-                latest = json.loads(msg.value)
-        return latest
-    finally:
-        consumer.close()
+    return read_states(settings).get(str(user))
 
 
 def user_id(prefix: str) -> str:
@@ -107,16 +93,7 @@ def test_malformed_events_go_to_the_dlq_with_reasons(worker: WorkerProcess,
     good_user = user_id("after-bad")
     send(producer, good_user, "x")
     producer.flush()
-    consumer = KafkaConsumer(DLQ_TOPIC, bootstrap_servers=settings.bootstrap_servers,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             consumer_timeout_ms=1000, group_id=None)
-    found: dict[bytes, str] = {}
-    deadline = time.monotonic() + 60
-    while len(found) < len(bad) and time.monotonic() < deadline:
-        for msg in consumer:
-            if msg.value in bad:
-                found[msg.value] = dict(msg.headers)["sidstream-reason"].decode()
-    consumer.close()
+    found = dlq_reasons(settings, bad)
     assert found == bad  # original bytes, each with its reason
     eventually(lambda: recs(rclient, good_user), what="worker still processing")
     assert worker.alive
