@@ -15,6 +15,7 @@ from pathlib import Path
 
 from infra.chaos import Cluster, Replayer, Result, converge, during, make_events
 from infra.embedded import Stack, embedded_stack, start_redis, stop_process
+from streams.events import Event
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -52,12 +53,18 @@ def isolated(scenario: Scenario) -> Callable[[ChaosConfig, Path | None], Result]
     return run
 
 
+def prepare(stack: Stack, name: str, cfg: ChaosConfig, logdir: Path | None, seed_offset: int
+            ) -> tuple[Settings, Cluster, list[Event]]:
+    """Settings of a fresh app, its (empty) worker cluster and the events to replay."""
+    settings = scenario_settings(stack, name)
+    cluster = Cluster(settings, logdir or Path(tempfile.mkdtemp(prefix=f"chaos-{name}-")))
+    return settings, cluster, make_events(cfg.events, cfg.seed + seed_offset)
+
+
 @isolated
 def crash(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
     """SIGKILL the worker at random points of the replay, restarting it each time."""
-    settings = scenario_settings(stack, "crash")
-    cluster = Cluster(settings, logdir or Path(tempfile.mkdtemp(prefix="chaos-crash-")))
-    events = make_events(cfg.events, cfg.seed)
+    settings, cluster, events = prepare(stack, "crash", cfg, logdir, 0)
     rng = random.Random(cfg.seed)
     cluster.start().wait_ready(90)
     replay = Replayer(settings, events, cfg.rate)
@@ -82,9 +89,7 @@ def crash(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
 @isolated
 def scale_out(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
     """Two workers, a third joins at 30%, one leaves (SIGTERM) at 60%: rebalances mid-replay."""
-    settings = scenario_settings(stack, "scale")
-    cluster = Cluster(settings, logdir or Path(tempfile.mkdtemp(prefix="chaos-scale-")))
-    events = make_events(cfg.events, cfg.seed + 1)
+    settings, cluster, events = prepare(stack, "scale", cfg, logdir, 1)
     for _ in range(2):
         cluster.start()
     for w in cluster.workers:
@@ -148,9 +153,7 @@ def redis_outage(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> 
 @isolated
 def graceful(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
     """SIGTERM mid-replay: the batch finishes and offsets are committed, so nothing is redone."""
-    settings = scenario_settings(stack, "sigterm")
-    cluster = Cluster(settings, logdir or Path(tempfile.mkdtemp(prefix="chaos-term-")))
-    events = make_events(cfg.events, cfg.seed + 3)
+    settings, cluster, events = prepare(stack, "sigterm", cfg, logdir, 3)
     cluster.start().wait_ready(90)
     replay = Replayer(settings, events, cfg.rate)
     replay.start()
