@@ -51,6 +51,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_problem(directory: Path, files: dict[str, str]) -> str | None:
+    """First file of ``files`` (name -> sha256) that is missing or altered, described."""
+    for name, digest in files.items():
+        path = directory / name
+        if not path.is_file():
+            return f"missing file {name}"
+        if sha256_file(path) != digest:
+            return f"{name} does not match its sha256 checksum in the manifest"
+    return None
+
+
 def new_version(data_hash: str) -> str:
     """Sortable version name: UTC time plus the data hash prefix."""
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{data_hash[:8]}"
@@ -116,10 +127,7 @@ def load_manifest(path: Path, kind: str | None = None, fmt: int | None = None,
     if fmt is not None and man.format != fmt:
         raise ArtifactError(f"{path}: format {man.format}, this code reads format {fmt}")
     if verify:
-        for name, digest in man.files.items():
-            f = path / name
-            if not f.is_file():
-                raise ArtifactError(f"{path}: missing file {name}")
-            if sha256_file(f) != digest:
-                raise ArtifactError(f"{path}: {name} does not match its manifest checksum")
+        problem = file_problem(path, man.files)
+        if problem:
+            raise ArtifactError(f"{path}: {problem}")
     return man

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from models.artifact import sha256_file
+from models.artifact import file_problem, sha256_file
 from models.ranker import Ranker, RankerConfig
 from models.ranker_features import ItemFeatures
 
@@ -123,12 +123,9 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     for key in ("name", "hash"):
         if key not in manifest["data"]:
             raise ArtifactError(f"{directory}: manifest data lacks {key!r}")
-    for name, digest in manifest["files"].items():
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactError(f"{directory}: {name} is missing")
-        if sha256_file(path) != digest:
-            raise ArtifactError(f"{directory}: {name} does not match its sha256 in the manifest")
+    problem = file_problem(directory, manifest["files"])
+    if problem:
+        raise ArtifactError(f"{directory}: {problem}")
     return manifest
 
 
