@@ -94,7 +94,8 @@ class Pipeline:
         with self._stage("state"):
             touched = self._apply(users, load, out)
         with self._stage("recall"):
-            channels = {key: self._channels(state) for key, state in touched.items()}
+            popular = popular_channel(self.popularity, self.recall_cfg)  # same for every user
+            channels = {key: self._channels(state, popular) for key, state in touched.items()}
         with self._stage("rank"):
             for key, state in touched.items():
                 items = merge_channels(channels[key], self.weights, self.excluded(state),
@@ -104,7 +105,8 @@ class Pipeline:
 
     def recommend(self, state: UserState) -> list[Candidate]:
         """The ranked list for one user (the same path ``process`` takes)."""
-        return merge_channels(self._channels(state), self.weights, self.excluded(state),
+        popular = popular_channel(self.popularity, self.recall_cfg)
+        return merge_channels(self._channels(state, popular), self.weights, self.excluded(state),
                               self.settings.rec_size)
 
     def excluded(self, state: UserState) -> set[Any]:
@@ -157,9 +159,10 @@ class Pipeline:
             out.states[key] = (batch.partition, state.to_json())
         return touched
 
-    def _channels(self, state: UserState) -> dict[str, dict[Any, float]]:
+    def _channels(self, state: UserState, popular: dict[Any, float]
+                  ) -> dict[str, dict[Any, float]]:
         return {COVISIT: covisit_channel(state, self.covis, self.recall_cfg),
-                POPULAR: popular_channel(self.popularity, self.recall_cfg)}
+                POPULAR: popular}
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
