@@ -18,7 +18,7 @@ from faust.types import EventT, TopicT
 from redis.exceptions import RedisError
 
 from streams.catalogue import Catalogue
-from streams.events import Limits, Rejected, parse_item
+from streams.events import Rejected, parse_item
 from streams.faust_patches import ProcessedOffsets
 from streams.health import Health
 from streams.metrics import Metrics
@@ -110,7 +110,7 @@ def mark_processed(rt: Runtime, events: list[EventT]) -> None:
 
 async def handle_item_batch(rt: Runtime, events: list[EventT]) -> None:
     """Validate catalogue upserts and mirror them to Redis (``sidstream:item:{id}``)."""
-    limits = Limits(max_bytes=rt.settings.max_event_bytes, max_id_chars=rt.settings.max_id_chars)
+    limits = rt.pipeline.limits  # parse_item uses its size and id bounds
     rejects, docs = [], {}
     for ev in events:
         rec = record_of(ev)
