@@ -67,7 +67,8 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
     from models.recaller import GenerativeRecaller
 
     rec = GenerativeRecaller.load(args.artifact)
-    rec.rerank = args.item_weight
+    if args.item_weight is not None:
+        rec.rerank = args.item_weight
     ds = load_dataset(args.data)
     t0 = time.time()
     res = evaluate(rec, ds, leave_one_out(ds, args.split, rec.max_hist), args.split, args.beam)
@@ -138,8 +139,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=20)
     p.add_argument("--json", default=None, help="output file (default: <artifact>/eval-*.json)")
     p.add_argument("--update-manifest", action="store_true")
-    p.add_argument("--item-weight", type=float, default=1.0,
-                   help="weight of the item head's log-prob in the ranking (0: SID only)")
+    p.add_argument("--item-weight", type=float, default=None,
+                   help="weight of the item head's log-prob in the ranking (0: SID only; "
+                   "default: the weight tuned on validation, stored in the artifact)")
     p.set_defaults(func=_cmd_eval_recall)
 
 

@@ -126,5 +126,6 @@ class GenerativeRecaller:
             rec = cls(rqvae, table, model, max_hist=int(man.config.get("max_hist", 20)))
         except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ArtifactError(f"{d}: cannot load recall artifact: {exc}") from exc
+        rec.rerank = float(man.config.get("item_weight", 1.0))
         rec.manifest = man
         return rec

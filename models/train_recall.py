@@ -40,7 +40,11 @@ class RecallTrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.05
     warmup_steps: int = 300
-    max_minutes: float = 40.0  # wall budget of the training loop (evaluation excluded)
+    max_minutes: float = 40.0  # wall budget of the training loop (evaluation included)
+    # after epoch 1, shorten the cosine schedule to the epochs that fit in ``max_minutes``, so
+    # the learning rate anneals fully instead of being cut off mid-schedule by the time cap
+    fit_schedule: bool = True
+    item_weights: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)  # rerank weights tried on valid
     eval_every: int = 2  # epochs
     eval_users: int = 3000  # validation sample for early stopping (0: all users)
     patience: int = 4  # evaluations without improvement before stopping
@@ -103,6 +107,7 @@ def fit(rec: GenerativeRecaller, ds: SeqDataset, cfg: RecallTrainConfig, progres
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.98))
     per_epoch = math.ceil(len(seqs) / cfg.batch_size)
+    last_epoch = cfg.epochs
     total, step, t0 = cfg.epochs * per_epoch, 0, time.time()
     best: dict[str, Any] = {"recall@10": -1.0, "epoch": 0, "state": None}
     history, bad = [], 0
@@ -111,8 +116,13 @@ def fit(rec: GenerativeRecaller, ds: SeqDataset, cfg: RecallTrainConfig, progres
         loss, step = _train_epoch(model, opt, batches, per_epoch, step, total, cfg,
                                   f"epoch {epoch}", progress)
         minutes = (time.time() - t0) / 60
-        out_of_time = minutes >= cfg.max_minutes
-        if epoch % cfg.eval_every and not out_of_time and epoch != cfg.epochs:
+        if epoch == 1 and cfg.fit_schedule:
+            last_epoch = _planned_epochs(minutes, cfg)
+            total = last_epoch * per_epoch
+            log.info("epoch 1 took %.2f min: cosine schedule over %d epochs", minutes, last_epoch)
+        # the next epoch (and its evaluation) would overrun the budget
+        out_of_time = minutes + minutes / epoch >= cfg.max_minutes or epoch >= last_epoch
+        if epoch % cfg.eval_every and not out_of_time:
             continue
         model.eval()
         m = rank_metrics(recaller_ranking(rec, valid, 10, cfg.beam, False, progress=False),
@@ -131,8 +141,30 @@ def fit(rec: GenerativeRecaller, ds: SeqDataset, cfg: RecallTrainConfig, progres
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
-    return {"history": history, "best_epoch": best["epoch"],
-            "best_valid_recall@10": best["recall@10"], "train_minutes": (time.time() - t0) / 60}
+    out = {"history": history, "best_epoch": best["epoch"],
+           "best_valid_recall@10": best["recall@10"], "train_minutes": (time.time() - t0) / 60}
+    if model.has_item_head and cfg.item_weights:
+        out["item_weight"] = tune_item_weight(rec, valid, cfg)
+    return out
+
+
+def _planned_epochs(epoch_minutes: float, cfg: RecallTrainConfig) -> int:
+    # evaluations every ``eval_every`` epochs cost about a tenth of an epoch each
+    per_epoch = epoch_minutes * (1 + 0.1 / cfg.eval_every)
+    return max(1, min(cfg.epochs, int(cfg.max_minutes / per_epoch)))
+
+
+def tune_item_weight(rec: GenerativeRecaller, valid: Split, cfg: RecallTrainConfig) -> float:
+    """Pick the item-head rerank weight on the validation sample (sets ``rec.rerank``)."""
+    scores = {}
+    for w in cfg.item_weights:
+        rec.rerank = w
+        ranking = recaller_ranking(rec, valid, 10, cfg.beam, False, progress=False)
+        scores[w] = rank_metrics(ranking, valid.targets)["recall@10"]
+    rec.rerank = max(scores, key=lambda w: (scores[w], -abs(w - 1.0)))
+    log.info("item-head rerank weight %.2f (valid R@10 by weight: %s)", rec.rerank,
+             ", ".join(f"{w:g}: {r:.4f}" for w, r in scores.items()))
+    return rec.rerank
 
 
 def run_train_recall(ds: SeqDataset, tokenizer: Path, out_root: Path, cfg: RecallTrainConfig,
@@ -153,5 +185,5 @@ def run_train_recall(ds: SeqDataset, tokenizer: Path, out_root: Path, cfg: Recal
         log.info("%s", format_metrics(res))
         metrics["test"] = res
     config = {"train": {k: v for k, v in asdict(cfg).items() if k != "gen"},
-              "tokenizer": tok_cfg}
+              "tokenizer": tok_cfg, "item_weight": rec.rerank}
     return rec.save(out_root, ds.data_hash(), config, metrics)

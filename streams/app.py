@@ -17,14 +17,22 @@ from faust.types import EventT, TopicT
 from redis.exceptions import RedisError
 
 from streams.catalogue import Catalogue
+from streams.catalogue_feed import CatalogueFeed
 from streams.faust_patches import (
     ProcessedOffsets,
     guard_acks,
     reseek_skipped,
     set_fetch_max_wait,
 )
-from streams.handlers import Runtime, handle_event_batch, handle_item_batch
+from streams.handlers import (
+    Runtime,
+    handle_event_batch,
+    handle_item_batch,
+    run_deferred,
+    swap_models,
+)
 from streams.health import Health
+from streams.live_models import ModelWatcher
 from streams.metrics import Metrics
 from streams.output import RecWriter
 from streams.pipeline import Pipeline
@@ -84,9 +92,27 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
         await refresh_health(app, rt)
         await reseek_skipped(app, rt.processed)
         await rt.writer.flush_due()  # lists kept pending while Redis was away
+        await swap_models(rt)
         rt.metrics.users.set(len(rt.table.data))
         rt.metrics.covisit_items.set(len(rt.pipeline.covis))
         rt.metrics.refused_acks.set(rt.processed.refused)
+
+    if settings.debounce_ms > 0:
+        @app.timer(interval=max(0.02, settings.debounce_ms / 2000.0))
+        async def deferred_recomputes() -> None:
+            await run_deferred(rt)
+
+    feed = CatalogueFeed(settings, lambda: rt.pipeline.models, rt.watcher.upserts,
+                         rt.pipeline.limits, rt.metrics)
+
+    @app.task
+    async def follow_catalogue() -> None:
+        await feed.run()
+
+    async def forget_deferred(sender: Any, **kwargs: Any) -> None:
+        rt.pipeline.debounce.clear()  # those users' partitions may have moved
+
+    app.on_partitions_revoked.connect(forget_deferred)  # type: ignore[arg-type]
 
     async def flush_on_shutdown(sender: Any, **kwargs: Any) -> None:
         """SIGTERM, after faust stopped fetching: let the last micro-batch finish, commit its
@@ -144,7 +170,8 @@ async def refresh_health(app: faust.App, rt: Runtime) -> None:
 
 
 def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, health: Health,
-              catalogue: Catalogue) -> tuple[faust.App, Runtime]:
+              catalogue: Catalogue, watcher: ModelWatcher | None = None
+              ) -> tuple[faust.App, Runtime]:
     """The faust app with its topics, table and agents, wired to ``pipeline``."""
     app = make_faust_app(settings)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -159,6 +186,6 @@ def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, health: 
     processed = ProcessedOffsets([EVENTS_TOPIC, ITEMS_TOPIC])
     guard_acks(processed)
     rt = Runtime(settings, pipeline, writer, client, metrics, dlq, table, health, catalogue,
-                 processed)
+                 processed, watcher or ModelWatcher(settings, metrics))
     register_agents(app, rt, events_topic, items_topic)
     return app, rt

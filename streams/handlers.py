@@ -21,6 +21,7 @@ from streams.catalogue import Catalogue
 from streams.events import Rejected, parse_item
 from streams.faust_patches import ProcessedOffsets
 from streams.health import Health
+from streams.live_models import ModelWatcher
 from streams.metrics import Metrics
 from streams.output import RecWriter, item_key
 from streams.pipeline import Pipeline, Record, Reject
@@ -45,6 +46,7 @@ class Runtime:
     health: Health
     catalogue: Catalogue
     processed: ProcessedOffsets
+    watcher: ModelWatcher
     inflight: int = 0  # micro-batches being handled (graceful shutdown waits for them)
 
 
@@ -84,7 +86,7 @@ async def handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
 
 async def _handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
     start = time.perf_counter()
-    outcome = rt.pipeline.process([record_of(e) for e in events], rt.table.get)
+    outcome = rt.pipeline.process([record_of(e) for e in events], _loader(rt))
     if outcome.rejects:
         with_stage = time.perf_counter()
         await send_rejects(rt, outcome.rejects)
@@ -100,6 +102,31 @@ async def _handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
     rt.metrics.stage.labels("redis").observe(now - redis_start)
     rt.metrics.stage.labels("batch").observe(now - start)
     mark_processed(rt, events)
+
+
+def _loader(rt: Runtime) -> Any:
+    return rt.table.get
+
+
+async def run_deferred(rt: Runtime) -> None:
+    """Recomputes the debounce postponed whose time has come (no new events needed)."""
+    if not rt.pipeline.debounce.deferred:
+        return
+    rt.inflight += 1
+    try:
+        outcome = rt.pipeline.process([], _loader(rt))
+        if outcome.lists:
+            await rt.writer.write(outcome.lists)
+    finally:
+        rt.inflight -= 1
+
+
+async def swap_models(rt: Runtime) -> None:
+    """Hot swap when a new artifact version is published (see ``streams.live_models``)."""
+    new = await rt.watcher.poll(rt.pipeline.models)
+    if new is not None:
+        rt.pipeline.models = new
+        rt.pipeline.generative.cache.clear()
 
 
 def mark_processed(rt: Runtime, events: list[EventT]) -> None:

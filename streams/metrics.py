@@ -14,7 +14,8 @@ STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 # Pipeline stages (label values of sidstream_stage_seconds).
-STAGES = ("validate", "state", "recall", "rank", "redis", "dlq", "batch")
+STAGES = ("validate", "state", "recall", "generative", "rank", "ranker", "redis", "dlq",
+          "batch")
 
 
 class Metrics:
@@ -60,3 +61,27 @@ class Metrics:
                            registry=r)
         self.covisit_items = Gauge("sidstream_covisit_items", "Items in the co-visitation index",
                                    registry=r)
+        # --- models (streams/live_models.py) and incremental work ---
+        self.model_info = Gauge("sidstream_model_info", "1 for each model version being served",
+                                ["kind", "version"], registry=r)
+        self.model_refused = Counter("sidstream_model_refused_total",
+                                     "Artifacts refused as corrupt or incompatible", ["kind"],
+                                     registry=r)
+        self.model_swaps = Counter("sidstream_model_swaps_total",
+                                   "Hot swaps to a new artifact version", ["kind"], registry=r)
+        self.candidates = Counter("sidstream_recall_candidates_total",
+                                  "Candidates recalled, by channel (after quotas)", ["channel"],
+                                  registry=r)
+        self.recomputes = Counter("sidstream_recomputes_total",
+                                  "Users whose list was recomputed", registry=r)
+        self.debounced = Counter("sidstream_recomputes_debounced_total",
+                                 "Recomputes postponed by the per-user debounce interval",
+                                 registry=r)
+        self.deferred = Gauge("sidstream_recomputes_deferred_users",
+                              "Users with a postponed recompute", registry=r)
+        self.recall_cache = Counter("sidstream_recall_cache_total",
+                                    "Generative recall LRU lookups, by result", ["result"],
+                                    registry=r)
+        self.catalogue_models = Counter("sidstream_catalogue_items_modelled_total",
+                                        "Catalogue upserts given a SID and ranker features",
+                                        registry=r)

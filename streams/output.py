@@ -54,6 +54,7 @@ class RecList:
     user_id: Id
     items: tuple[Candidate, ...]
     event_ts: int  # latest event behind this list (for freshness)
+    model_version: str = ""  # models that made it (empty: the writer's default)
 
 
 class RecWriter:
@@ -134,7 +135,8 @@ class RecWriter:
         now_ms = int(time.time() * 1000)
         async with self.client.pipeline(transaction=False) as pipe:
             for rec in lists:
-                payload = build_payload(rec.user_id, rec.items, self.model_version, now_ms,
+                payload = build_payload(rec.user_id, rec.items,
+                                        rec.model_version or self.model_version, now_ms,
                                         rec.event_ts)
                 pipe.set(rec_key(rec.user_id), payload, ex=self.ttl_s)
             await pipe.execute()

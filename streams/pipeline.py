@@ -1,26 +1,36 @@
 """One micro-batch through the pipeline, as plain functions: testable without a broker.
 
 ``validate -> group by user -> apply to state (dedup) -> update co-visitation/popularity ->
-recall -> merge/rank``. The faust agent (``streams.app``) only moves records in and results out.
+debounce -> recall (generative beam search for all users at once, co-visitation, popularity)
+-> quotas -> rank (one ONNX call for all users) -> lists``. Without a ranker artifact the
+channels' normalised scores are blended instead. The faust agent (``streams.app``) only moves
+records in and results out.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from export.blend import BlendWeights
 from streams.covisit import TYPE_WEIGHTS, CoVisitation
+from streams.debounce import Debouncer
 from streams.events import Event, Limits, Rejected, parse_event
+from streams.generative import GENERATIVE, GenerativeChannel, RecallRequest
+from streams.live_models import ModelSet
 from streams.metrics import Metrics
 from streams.output import RecList
 from streams.popularity import DecayedPopularity
+from streams.ranking import rank_batch, select_candidates
 from streams.recall import (
     COVISIT,
     POPULAR,
     Candidate,
+    Channel,
     RecallConfig,
     covisit_channel,
     merge_channels,
@@ -57,6 +67,9 @@ class UserBatch:
     partition: int
     events: list[Event] = field(default_factory=list)
 
+    def triggers(self, types: frozenset[str]) -> bool:
+        return any(e.type in types for e in self.events)
+
 
 @dataclass
 class BatchOutcome:
@@ -66,6 +79,7 @@ class BatchOutcome:
     applied: int = 0
     duplicates: int = 0
     items: set[Any] = field(default_factory=set)  # items of the applied events
+    deferred: int = 0  # users whose recompute the debounce postponed
 
 
 class Pipeline:
@@ -84,30 +98,92 @@ class Pipeline:
         self.state_limits = StateLimits(settings.seq_len, settings.dedup_window,
                                         settings.ordered_cap)
         self.recall_cfg = RecallConfig(history_items=settings.history_items)
-        self.weights = {COVISIT: settings.weight_covisit, POPULAR: settings.weight_popular}
+        self.weights = {GENERATIVE: 1.0, COVISIT: settings.weight_covisit,
+                        POPULAR: settings.weight_popular}
+        self.quotas = {GENERATIVE: settings.quota_generative, COVISIT: settings.quota_covisit,
+                       POPULAR: settings.quota_popular}
+        self.blend = BlendWeights(settings.w_click, settings.w_order, settings.w_value)
+        self.models = ModelSet()  # swapped as a whole by streams.live_models.ModelWatcher
+        self.generative = GenerativeChannel(metrics, settings.recall_cache_users)
+        self.debounce = Debouncer(settings.debounce_ms / 1000.0)
+        self.triggers = settings.triggers
+
+    @property
+    def version(self) -> str:
+        """``model_version`` of the lists written now."""
+        return self.settings.model_version or (
+            self.models.version if self.models.recaller or self.models.ranker
+            else self.model_version)
 
     def process(self, records: list[Record], load: StateLoader) -> BatchOutcome:
+        """A micro-batch; with no records it only runs deferred recomputes that are due."""
         out = BatchOutcome()
-        self.metrics.batch_size.observe(len(records))
+        if records:
+            self.metrics.batch_size.observe(len(records))
         with self._stage("validate"):
             users = self._validate(records, out)
         with self._stage("state"):
             touched = self._apply(users, load, out)
-        with self._stage("recall"):
-            popular = popular_channel(self.popularity, self.recall_cfg)  # same for every user
-            channels = {key: self._channels(state, popular) for key, state in touched.items()}
-        with self._stage("rank"):
-            for key, state in touched.items():
-                items = merge_channels(channels[key], self.weights, self.excluded(state),
-                                       self.settings.rec_size)
-                out.lists.append(RecList(state.user_id, tuple(items), state.last_ts))
+        now = self.clock()
+        triggered = [k for k, b in users.items() if b.triggers(self.triggers)]
+        compute, later = self.debounce.split(triggered, now)
+        out.deferred = len(later)
+        self.metrics.debounced.inc(len(later))
+        todo = {k: touched[k] for k in compute}
+        for key in self.debounce.due(now):  # postponed recomputes whose time has come
+            if key in todo or key in later:
+                continue
+            state = touched.get(key)
+            if state is None:
+                raw = load(key)
+                state = UserState.from_json(raw) if raw else None
+            if state is not None:
+                todo[key] = state
+        self.debounce.computed(todo, now)
+        self.metrics.deferred.set(len(self.debounce.deferred))
+        version = self.version
+        for key, items in self.recommend_many(todo).items():
+            state = todo[key]
+            out.lists.append(RecList(state.user_id, tuple(items), state.last_ts, version))
         return out
 
     def recommend(self, state: UserState) -> list[Candidate]:
         """The ranked list for one user (the same path ``process`` takes)."""
-        popular = popular_channel(self.popularity, self.recall_cfg)
-        return merge_channels(self._channels(state, popular), self.weights, self.excluded(state),
-                              self.settings.rec_size)
+        return self.recommend_many({str(state.user_id): state})[str(state.user_id)]
+
+    def recommend_many(self, states: dict[str, UserState]) -> dict[str, list[Candidate]]:
+        """Ranked lists for many users: batched recall, one ranker call."""
+        if not states:
+            return {}
+        models = self.models  # one consistent set for the whole batch
+        self.metrics.recomputes.inc(len(states))
+        with self._stage("recall"):
+            excluded = {k: self.excluded(st) for k, st in states.items()}
+            gen: dict[str, Channel] = {}
+            if models.recaller is not None and self.quotas[GENERATIVE] > 0:
+                with self._stage("generative"):
+                    gen = self.generative.recall(
+                        models.recaller, models.recall_version,
+                        [RecallRequest(k, st, excluded[k]) for k, st in states.items()],
+                        self.quotas[GENERATIVE], self.settings.beam)
+            popular = popular_channel(self.popularity, self.recall_cfg)  # same for everyone
+            channels = {k: {GENERATIVE: gen.get(k, {}),
+                            COVISIT: covisit_channel(st, self.covis, self.recall_cfg),
+                            POPULAR: popular} for k, st in states.items()}
+        with self._stage("rank"):
+            if models.ranker is None:
+                return {k: merge_channels(ch, self.weights, excluded[k], self.settings.rec_size)
+                        for k, ch in channels.items()}
+            keys = list(states)
+            cands = [select_candidates(channels[k], self.quotas, excluded[k],
+                                       self.settings.rec_size) for k in keys]
+            sources = Counter(c.source for cs in cands for c in cs)
+            for source, n in sources.items():
+                self.metrics.candidates.labels(source).inc(n)
+            with self._stage("ranker"):
+                ranked = rank_batch(models.ranker, self.blend, [states[k] for k in keys], cands,
+                                    int(self.clock() * 1000), self.settings.rec_size)
+        return dict(zip(keys, ranked, strict=True))
 
     def excluded(self, state: UserState) -> set[Any]:
         """Items never recommended to this user: ordered ones, and seen ones if configured."""

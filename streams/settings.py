@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.events import EVENT_TYPES
+
 ENV_PREFIX = "SIDSTREAM_"
 
 # Topic names are part of the public contract.
@@ -56,6 +58,22 @@ class Settings:
     exclude_seen: bool = True  # also drop items in the kept sequence (ordered ones always)
     weight_covisit: float = 1.0
     weight_popular: float = 0.15
+    # --- models (generative recall + ONNX ranker; see streams/live_models.py) ---
+    models: bool = True  # load artifacts from model_dir/recall and model_dir/ranker
+    model_poll_s: float = 10.0  # how often the worker looks for a newer artifact
+    model_threads: int = 1  # torch / onnxruntime intra-op threads
+    beam: int = 20  # generative recall beam width
+    quota_generative: int = 50  # candidates per channel before ranking
+    quota_covisit: int = 50
+    quota_popular: int = 20  # also fills lists of users with too few other candidates
+    # ranking blend: w_click * pCTR + w_order * pCTCVR + w_value * price * pCTCVR
+    w_click: float = 1.0
+    w_order: float = 2.0
+    w_value: float = 0.0
+    # --- incremental work ---
+    trigger_types: str = "view,click,cart,order"  # event types that recompute a user's list
+    debounce_ms: int = 0  # minimum interval between two recomputes of one user (0: none)
+    recall_cache_users: int = 100_000  # LRU of generative results, reused while inputs match
     # --- output ---
     redis_retries: int = 5
     redis_backoff_s: float = 0.1
@@ -79,9 +97,21 @@ class Settings:
         if self.broker_kind not in ("kafka", "tansu"):
             raise ValueError(f"SIDSTREAM_BROKER_KIND must be kafka or tansu: {self.broker_kind!r}")
         for name in ("topic_partitions", "seq_len", "dedup_window", "rec_size", "batch_max",
-                     "rec_ttl_s", "max_event_bytes"):
+                     "rec_ttl_s", "max_event_bytes", "beam", "model_threads", "model_poll_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SIDSTREAM_{name.upper()} must be positive")
+        for name in ("quota_generative", "quota_covisit", "quota_popular", "debounce_ms",
+                     "recall_cache_users", "w_click", "w_order", "w_value"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"SIDSTREAM_{name.upper()} must be >= 0")
+        unknown = set(self.triggers) - set(EVENT_TYPES)
+        if unknown:
+            raise ValueError(f"SIDSTREAM_TRIGGER_TYPES: unknown event types {sorted(unknown)}")
+
+    @property
+    def triggers(self) -> frozenset[str]:
+        """Event types that make a user's list be recomputed."""
+        return frozenset(t.strip() for t in self.trigger_types.split(",") if t.strip())
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -9,6 +9,7 @@ import faust
 from streams.app import build_app
 from streams.catalogue import Catalogue
 from streams.health import Health, serve
+from streams.live_models import ModelWatcher
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.seed import load_seed
@@ -16,6 +17,23 @@ from streams.settings import Settings
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+def warm_up(pipeline: Pipeline) -> None:
+    """First calls are slow (lazy init, allocations): make them before taking traffic."""
+    from streams.state import SeqEvent, UserState
+
+    models = pipeline.models
+    if models.recaller is None and models.ranker is None:
+        return
+    item = next(iter(models.recaller.table.sids)) if models.recaller else 1
+    state = UserState("warm-up", seq=[SeqEvent(item, "click", 0)])
+    pipeline.recommend_many({"warm-up": state})
+    pipeline.generative.cache.clear()
+    if models.recaller is not None:  # the sentence encoder for catalogue upserts
+        from models.embeddings import encode_texts
+
+        encode_texts(["warm up"])
 
 
 def run_worker(loglevel: str = "info", settings: Settings | None = None) -> int:
@@ -26,11 +44,17 @@ def run_worker(loglevel: str = "info", settings: Settings | None = None) -> int:
     server = serve(settings.metrics_port, metrics.registry, health)
     covis, popularity, version = load_seed(settings)
     pipeline = Pipeline(settings, covis, popularity, metrics, model_version=version)
-    health.models = True  # the channels are loaded (empty without a seed, which is valid)
-    app, _ = build_app(settings, pipeline, metrics, health, Catalogue(popularity.items))
+    watcher = ModelWatcher(settings, metrics)
+    pipeline.models = watcher.load_initial()
+    warm_up(pipeline)
+    health.models = True  # what model_dir offers is loaded (none at all is valid: baseline)
+    catalogue = Catalogue(popularity.items)
+    if pipeline.models.recaller is not None:
+        catalogue.add(pipeline.models.recaller.table.sids)
+    app, _ = build_app(settings, pipeline, metrics, health, catalogue, watcher)
     log.info("worker %s: broker %s, redis %s, http :%d (/metrics /livez /readyz), model %s",
              settings.app_id, settings.broker, settings.redis_url, settings.metrics_port,
-             pipeline.model_version)
+             pipeline.version)
     try:
         faust.Worker(app, loglevel=loglevel).execute_from_commandline()
     finally:

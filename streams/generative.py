@@ -1,0 +1,96 @@
+"""The generative recall channel in the stream: one batched beam search per micro-batch.
+
+Every user touched in a micro-batch goes into one ``GenerativeRecaller.recall`` call; items the
+user must not get (ordered ones, seen ones when configured) are excluded *inside* the beam
+search, so the beam's slots are spent on admissible items. Results are kept in an LRU keyed by
+user; an entry is reused only while its inputs are identical (model version, the model's view
+of the history, the exclusions), which is what happens on redeliveries, on events the model
+cannot see (unknown items) and on debounced recomputes: the answer would be the same, so the
+beam search is skipped.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from streams.events import Id
+from streams.live_models import model_item_id
+from streams.metrics import Metrics
+from streams.recall import Channel
+from streams.state import UserState
+
+if TYPE_CHECKING:
+    from models.recaller import GenerativeRecaller
+
+GENERATIVE = "generative"
+
+
+@dataclass(frozen=True, slots=True)
+class RecallRequest:
+    key: str  # user key
+    state: UserState
+    exclude: set[Id]  # stream item ids
+
+
+def model_history(state: UserState, max_hist: int) -> tuple[int, ...]:
+    """The model's view of a user: item ids the models know, oldest first, last ``max_hist``."""
+    ids = [model_item_id(e.item_id) for e in state.seq]
+    return tuple(i for i in ids if i is not None)[-max_hist:]
+
+
+def stream_id(item: int, like: Id | None) -> Id:
+    """A model item id in the type the user's own events use (JSON ints or strings)."""
+    return str(item) if isinstance(like, str) else item
+
+
+class GenerativeChannel:
+    def __init__(self, metrics: Metrics, cache_users: int = 100_000) -> None:
+        self.metrics = metrics
+        self.cache_users = cache_users
+        self.cache: OrderedDict[str, tuple[Hashable, Channel]] = OrderedDict()
+
+    def recall(self, rec: GenerativeRecaller, version: str, requests: Sequence[RecallRequest],
+               k: int, beam: int) -> dict[str, Channel]:
+        """Channel (item -> probability of its SID path) per user key; users whose model view of
+        the history is empty get nothing (popularity covers them)."""
+        out: dict[str, Channel] = {}
+        todo: list[tuple[RecallRequest, tuple[int, ...], set[int], Hashable]] = []
+        for req in requests:
+            hist = model_history(req.state, rec.max_hist)
+            if not hist:
+                continue
+            excl = {m for m in map(model_item_id, req.exclude) if m is not None}
+            inputs = (version, hist, frozenset(excl), k, beam)
+            hit = self.cache.get(req.key)
+            if hit is not None and hit[0] == inputs:
+                self.cache.move_to_end(req.key)
+                out[req.key] = hit[1]
+                self.metrics.recall_cache.labels("hit").inc()
+                continue
+            self.metrics.recall_cache.labels("miss").inc()
+            todo.append((req, hist, excl, inputs))
+        if not todo:
+            return out
+        res = rec.recall([list(t[1]) for t in todo], k=k, beam=beam,
+                         exclude=[t[2] for t in todo])
+        probs = np.exp(res.scores.astype(np.float64))  # log-prob -> prob (padding -> 0)
+        for row, (req, _, _, key_inputs) in enumerate(todo):
+            like = req.state.seq[-1].item_id if req.state.seq else None
+            channel = {stream_id(int(i), like): float(p)
+                       for i, p in zip(res.items[row], probs[row], strict=True) if i > 0}
+            out[req.key] = channel
+            self._remember(req.key, key_inputs, channel)
+        return out
+
+    def _remember(self, key: str, inputs: Hashable, channel: Channel) -> None:
+        if self.cache_users <= 0:
+            return
+        self.cache[key] = (inputs, channel)
+        self.cache.move_to_end(key)
+        while len(self.cache) > self.cache_users:
+            self.cache.popitem(last=False)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+
+from streams.live_models import ModelWatcher, apply_upserts, artifact_versions, model_item_id
+from streams.metrics import Metrics
+from streams.settings import Settings
+from tests.streams.model_fixtures import copy_version, item_meta
+
+
+def _watcher(model_dir: Path) -> ModelWatcher:
+    return ModelWatcher(Settings(model_dir=model_dir, model_poll_s=0.01), Metrics())
+
+
+def _refused(w: ModelWatcher, kind: str) -> float:
+    return w.metrics.model_refused.labels(kind)._value.get()
+
+
+def test_model_item_id() -> None:
+    assert [model_item_id(x) for x in (7, "7", "007", "a7", -3, 0, True, "", "9" * 30)] == \
+        [7, 7, 7, None, None, None, None, None, None]
+
+
+def test_initial_load_serves_latest_of_each_kind(model_dir: Path) -> None:
+    w = _watcher(model_dir)
+    models = w.load_initial()
+    assert models.recaller is not None and models.ranker is not None
+    assert models.version == f"recall:{models.recall_version}+ranker:{models.ranker_version}"
+    info = {s.labels["kind"]: s.labels["version"]
+            for m in w.metrics.model_info.collect() for s in m.samples if s.value == 1}
+    assert info == {"recall": models.recall_version, "ranker": models.ranker_version}
+
+
+def test_corrupt_latest_falls_back_to_newest_valid(model_dir: Path) -> None:
+    good = artifact_versions(model_dir / "recall")[0]
+    copy_version(model_dir, "recall", "29990101T000000-broken", corrupt=True)
+    w = _watcher(model_dir)
+    models = w.load_initial()
+    assert models.recall_version == good and _refused(w, "recall") == 1
+
+
+def test_hot_swap_to_a_new_version_keeps_upserted_items(model_dir: Path) -> None:
+    w = _watcher(model_dir)
+    old = w.load_initial()
+    meta = item_meta(5)
+    new_item = type(meta)(41, meta.title, meta.brand, meta.categories, meta.price)
+    assert apply_upserts(old, [new_item], w.upserts) == 1
+    sid = old.recaller.table.sids[41]  # type: ignore[union-attr]
+    assert asyncio.run(w.poll(old)) is None  # nothing new published
+    copy_version(model_dir, "recall", "29990101T000000-next")
+    w.next_poll = 0.0
+    new = asyncio.run(w.poll(old))
+    assert new is not None and new.recall_version == "29990101T000000-next"
+    assert new.recaller is not old.recaller and new.ranker is old.ranker
+    assert new.recaller.table.sids[41] == sid  # type: ignore[union-attr]
+    assert w.metrics.model_swaps.labels("recall")._value.get() == 1
+
+
+def test_corrupt_new_version_is_refused_and_old_keeps_serving(model_dir: Path) -> None:
+    w = _watcher(model_dir)
+    old = w.load_initial()
+    copy_version(model_dir, "ranker", "29990101-000000-broken", corrupt=True)
+    w.next_poll = 0.0
+    assert asyncio.run(w.poll(old)) is None
+    assert _refused(w, "ranker") == 1 and w.serving["ranker"] == old.ranker_version
+    w.next_poll = 0.0
+    assert asyncio.run(w.poll(old)) is None and _refused(w, "ranker") == 1  # not retried
+
+
+def test_upsert_gives_sid_and_ranker_row_and_keeps_known_sids(model_dir: Path) -> None:
+    w = _watcher(model_dir)
+    models = w.load_initial()
+    rec, ranker = models.recaller, models.ranker
+    assert rec is not None and ranker is not None
+    known = rec.table.sids[3]
+    row3 = ranker.features.table[3].copy()
+    meta = item_meta(3)
+    apply_upserts(models, [meta, item_meta(45)], w.upserts)
+    keep = [0, 1, 2, 4, 5, 6]  # id, category, brand, SID tokens (the price is new data)
+    assert rec.table.sids[3] == known
+    assert np.array_equal(ranker.features.table[3][keep], row3[keep])
+    assert 45 in rec.table.sids and rec.trie.n_items == 41
+    assert ranker.features.table[45][0] == ranker.features.unknown_id  # untrained id
+    assert (ranker.features.table[45][4:6] > 0).all()  # its SID codes are features
