@@ -109,7 +109,7 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
     async def follow_catalogue() -> None:
         await feed.run()
 
-    async def forget_deferred(sender: Any, **kwargs: Any) -> None:
+    async def forget_deferred(sender: Any, *args: Any, **kwargs: Any) -> None:
         rt.pipeline.debounce.clear()  # those users' partitions may have moved
 
     app.on_partitions_revoked.connect(forget_deferred)  # type: ignore[arg-type]

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 def select_candidates(channels: Mapping[str, Channel], quotas: Mapping[str, int],
                       exclude: set[Id], fill_to: int) -> list[Candidate]:
     """Up to ``quotas[name]`` best items per channel (dict order = priority), then popular
-    items beyond their quota until there are ``fill_to`` candidates."""
+    items beyond their quota until there are ``fill_to`` candidates (unless the popular quota
+    is 0, which switches the channel off)."""
     out: list[Candidate] = []
     taken: set[Id] = set()
     leftovers: list[tuple[Id, float]] = []
@@ -38,7 +39,7 @@ def select_candidates(channels: Mapping[str, Channel], quotas: Mapping[str, int]
         n = 0
         for pos, (item, score) in enumerate(ranked):
             if n >= quota:
-                if name == POPULAR:
+                if name == POPULAR and quota > 0:  # quota 0 switches the channel off
                     leftovers = ranked[pos:]
                 break
             if item in exclude or item in taken:

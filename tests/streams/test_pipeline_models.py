@@ -60,6 +60,8 @@ def test_select_candidates_quotas_priority_exclusion_and_fill() -> None:
     cold = select_candidates({GENERATIVE: {}, COVISIT: {}, POPULAR: channels[POPULAR]}, quotas,
                              exclude=set(), fill_to=3)
     assert [c.item_id for c in cold] == [6, 7, 8]  # popularity fills lists of cold users
+    off = select_candidates({POPULAR: channels[POPULAR]}, {POPULAR: 0}, set(), fill_to=3)
+    assert off == []
 
 
 def test_click_gives_generative_items_ranked_by_the_ranker(model_dir: Path) -> None:
