@@ -28,9 +28,35 @@ def bench_recall(artifact: str | Path, data: str | Path, users: int = 4096,
     t0 = time.perf_counter()
     rec.recall(hist, k=k, beam=beam, exclude=seen, batch_size=batch_size)
     dt = time.perf_counter() - t0
+    prefill_s, tokens = _prefill_only(rec, hist, batch_size)
+    cfg = rec.model.cfg
     res = {"users": len(hist), "seconds": round(dt, 3), "users_per_s": round(len(hist) / dt, 1),
            "beam": beam, "k": k, "batch_size": batch_size, "exclude": exclude,
-           "threads": torch.get_num_threads()}
-    log.info("recall bench: %.0f users/s (beam %d, top-%d, batch %d, %d threads)",
-             res["users_per_s"], beam, k, batch_size, res["threads"])
+           "threads": torch.get_num_threads(),
+           # what a per-user cache of encoded histories could save at most, and would cost
+           "prefill_share": round(prefill_s / dt, 3),
+           "mean_prefix_tokens": round(tokens / len(hist), 1),
+           "kv_kb_per_user": round(tokens / len(hist) * cfg.n_layers * 2 * cfg.d_model * 4
+                                   / 1024, 1)}
+    log.info("recall bench: %.0f users/s (beam %d, top-%d, batch %d, %d threads); history "
+             "encoding %.0f%% of it (%.0f tokens/user, KV %.0f kB/user)", res["users_per_s"],
+             beam, k, batch_size, res["threads"], 100 * res["prefill_share"],
+             res["mean_prefix_tokens"], res["kv_kb_per_user"])
     return res
+
+
+@torch.no_grad()
+def _prefill_only(rec: GenerativeRecaller, hist: list[list[int]], batch_size: int
+                  ) -> tuple[float, int]:
+    """Seconds to encode the histories alone (the part a prefix cache would skip), tokens."""
+    from models.recall_data import make_batch
+
+    rows = rec.prefixes(hist)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    t0, tokens = time.perf_counter(), 0
+    for s in range(0, len(rows), batch_size):
+        batch, lengths = make_batch([rows[i] for i in order[s: s + batch_size]], rec.tokens,
+                                    rec.cfg, train=False)
+        rec.model(batch.tok, batch.pos, batch.iid)
+        tokens += int(lengths.sum())
+    return time.perf_counter() - t0, tokens

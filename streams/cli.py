@@ -66,6 +66,35 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     return run_chaos(args.scenarios, cfg)
 
 
+def _cmd_bench_stream(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streams.bench_stream import StreamBenchConfig, run_bench_stream
+
+    beams = tuple(int(b) for b in args.beams.split(","))
+    run_bench_stream(StreamBenchConfig(
+        data=args.data, model_dir=Path(args.model_dir), warm_events=args.warm_events,
+        events=args.events, rate=args.rate, rate_seconds=args.rate_seconds, beams=beams,
+        threads=args.threads, json=Path(args.json) if args.json else None))
+    return 0
+
+
+def _add_bench_stream(bench_sub: argparse._SubParsersAction) -> None:
+    p = bench_sub.add_parser("stream", help="full pipeline vs no-model limit: events/s, "
+                             "freshness, CPU, memory, beam widths")
+    p.add_argument("--data", default="../shared/data/amazon-beauty-2014")
+    p.add_argument("--model-dir", default="artifacts", help="holds recall/ and ranker/")
+    p.add_argument("--warm-events", type=int, default=100_000,
+                   help="events replayed (without models) before measuring")
+    p.add_argument("--events", type=int, default=20_000, help="events per throughput case")
+    p.add_argument("--rate", type=float, default=300.0, help="offered events/s, freshness case")
+    p.add_argument("--rate-seconds", type=float, default=30.0)
+    p.add_argument("--beams", default="20,10,5", help="beam widths (the first: freshness case)")
+    p.add_argument("--threads", type=int, default=1, help="worker model threads (0: per core)")
+    p.add_argument("--json", default=None, help="also write the results to this file")
+    p.set_defaults(func=_cmd_bench_stream)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sidstream", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -114,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     _register_optional(sub, bench_sub)
+    _add_bench_stream(bench_sub)
     return parser
 
 

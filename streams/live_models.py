@@ -274,7 +274,8 @@ class ModelWatcher:
     def _threads(self) -> None:
         import torch
 
-        torch.set_num_threads(self.settings.model_threads)
+        if self.settings.model_threads > 0:  # else torch's default: one thread per core
+            torch.set_num_threads(self.settings.model_threads)
 
 
 def _only(kind: str, obj: Any) -> ModelSet:

@@ -61,7 +61,9 @@ class Settings:
     # --- models (generative recall + ONNX ranker; see streams/live_models.py) ---
     models: bool = True  # load artifacts from model_dir/recall and model_dir/ranker
     model_poll_s: float = 10.0  # how often the worker looks for a newer artifact
-    model_threads: int = 1  # torch / onnxruntime intra-op threads
+    # torch / onnxruntime intra-op threads (0: one per core; more threads than idle cores
+    # slow torch down by an order of magnitude: keep 1 unless the cores are the worker's alone)
+    model_threads: int = 1
     beam: int = 20  # generative recall beam width
     quota_generative: int = 50  # candidates per channel before ranking
     quota_covisit: int = 50
@@ -97,10 +99,11 @@ class Settings:
         if self.broker_kind not in ("kafka", "tansu"):
             raise ValueError(f"SIDSTREAM_BROKER_KIND must be kafka or tansu: {self.broker_kind!r}")
         for name in ("topic_partitions", "seq_len", "dedup_window", "rec_size", "batch_max",
-                     "rec_ttl_s", "max_event_bytes", "beam", "model_threads", "model_poll_s"):
+                     "rec_ttl_s", "max_event_bytes", "beam", "model_poll_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SIDSTREAM_{name.upper()} must be positive")
-        for name in ("quota_generative", "quota_covisit", "quota_popular", "debounce_ms",
+        for name in ("model_threads", "quota_generative", "quota_covisit", "quota_popular",
+                     "debounce_ms",
                      "recall_cache_users", "w_click", "w_order", "w_value"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SIDSTREAM_{name.upper()} must be >= 0")

@@ -14,18 +14,29 @@ HISTORIES = [[3, 4, 5], [10], [], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]
 
 def exhaustive_scores(model: SIDGPT, tokens: ItemTokens, history: list[int],
                       n_hist: int) -> dict[int, float]:
-    """log p(SID of item | history) for every item by teacher forcing, no cache, no beam."""
+    """log p(SID of item | history) for every item by teacher forcing, no cache, no beam; the
+    last token's distribution is normalised over the leaves of the item's prefix (as in the
+    search: the trie admits nothing else)."""
     rows = tokens.rows(history)[-n_hist:]
+    lv = model.cfg.levels
+    leaves: dict[tuple[int, ...], list[int]] = {}
+    for row in tokens.index.values():
+        leaves.setdefault(tuple(tokens.tokens[row][:-1]), []).append(
+            int(tokens.tokens[row][-1]) - model.cfg.offsets[-1])
     out = {}
     for item, row in tokens.index.items():
         seq = np.concatenate([rows, [row]]).astype(np.int64)
         batch, _ = make_batch([seq], tokens, model.cfg, train=True)
         h, _ = model(batch.tok, batch.pos, batch.iid)
-        lv = model.cfg.levels
         total = 0.0
         for p in range(len(seq) * lv - lv, len(seq) * lv):
-            logp = model.level_logits(h[0, p], p % lv).log_softmax(-1)
-            total += float(logp[batch.target[0, p]])
+            logits = model.level_logits(h[0, p], p % lv)
+            if p % lv == lv - 1:  # restricted to the prefix's leaves
+                allowed = torch.full_like(logits, float("-inf"))
+                codes = leaves[tuple(tokens.tokens[row][:-1])]
+                allowed[codes] = 0.0
+                logits = logits + allowed
+            total += float(logits.log_softmax(-1)[batch.target[0, p]])
         if model.has_item_head:  # next-item log-prob at the boundary before the item
             total += float(model.item_logp(h[0, len(seq) * lv - lv])[row])
         out[item] = total
