@@ -4,6 +4,12 @@ With a single held-out target per user, Recall@k is the hit rate and NDCG@k is
 ``1 / log2(rank + 2)`` for a hit at 0-based ``rank < k`` (ideal DCG is 1). Two protocol variants:
 the user's earlier items excluded from the ranking, or not. A popularity ranking (item counts
 over the interactions before the split's targets) runs in the same harness as a floor.
+
+Popularity bias, so that gains are not bought by pushing popular items only (``bias_metrics``):
+catalogue coverage@10 (distinct items over all top-10 lists / catalogue size), the share of
+recommended slots taken by long-tail items (the 80 % least interacted-with items; the head is the
+top 20 % by interactions before the split's targets) and the mean interaction count of the
+recommended items; the same two figures for the true targets are the reference.
 """
 
 from __future__ import annotations
@@ -53,6 +59,28 @@ def popularity_counts(ds: SeqDataset, split: str) -> Counter[int]:
     return counts
 
 
+HEAD_FRACTION = 0.2  # the most popular 20 % of the catalogue is the head, the rest the tail
+
+
+def tail_items(counts: Counter[int], n_items: int) -> set[int]:
+    """Catalogue items (1..n_items) outside the popularity head."""
+    ranked = sorted(range(1, n_items + 1), key=lambda i: (-counts.get(i, 0), i))
+    return set(ranked[int(round(HEAD_FRACTION * n_items)):])
+
+
+def bias_metrics(ranked: np.ndarray, counts: Counter[int], tail: set[int], n_items: int,
+                 k: int = 10) -> dict[str, float]:
+    """coverage@k, long-tail share of slots and mean popularity of recommended items."""
+    items = ranked[:, :k]
+    items = items[items > 0]
+    if len(items) == 0:
+        return {f"coverage@{k}": 0.0, f"tail_share@{k}": 0.0, f"mean_pop@{k}": 0.0}
+    pop = np.array([counts.get(int(i), 0) for i in items], np.float64)
+    return {f"coverage@{k}": len(np.unique(items)) / n_items,
+            f"tail_share@{k}": float(np.mean([int(i) in tail for i in items])),
+            f"mean_pop@{k}": float(pop.mean())}
+
+
 def popularity_ranking(counts: Counter[int], data: Split, k: int, exclude_seen: bool
                        ) -> np.ndarray:
     """Most popular items per user, [U, k] (-1 padded)."""
@@ -82,13 +110,20 @@ def evaluate(rec: Recaller | None, ds: SeqDataset, data: Split, split: str, beam
     """Both protocol variants for the recaller (if given) and the popularity baseline."""
     k = max(ks)
     counts = popularity_counts(ds, split)
+    n_items = max(ds.items, default=0)
+    tail = tail_items(counts, n_items)
     out: dict[str, Any] = {"split": split, "users": len(data.targets), "beam": beam}
     for variant, excl in (("all", False), ("exclude_history", True)):
-        out[f"popularity/{variant}"] = rank_metrics(
-            popularity_ranking(counts, data, k, excl), data.targets, ks)
+        ranked = popularity_ranking(counts, data, k, excl)
+        out[f"popularity/{variant}"] = {**rank_metrics(ranked, data.targets, ks),
+                                        **bias_metrics(ranked, counts, tail, n_items, k)}
         if rec is not None:
             ranked = recaller_ranking(rec, data, k, beam, excl, progress=progress)
-            out[f"sidstream/{variant}"] = rank_metrics(ranked, data.targets, ks)
+            out[f"sidstream/{variant}"] = {**rank_metrics(ranked, data.targets, ks),
+                                           **bias_metrics(ranked, counts, tail, n_items, k)}
+    targets = data.targets[:, None]
+    ref = bias_metrics(targets, counts, tail, n_items, 1)
+    out["targets"] = {"tail_share": ref["tail_share@1"], "mean_pop": ref["mean_pop@1"]}
     return out
 
 

@@ -46,3 +46,16 @@ def test_popularity_baseline_excludes_history() -> None:
     assert excl.tolist() == [[5, -1], [5, -1], [2, -1]]
     res = evaluate(None, ds, data, "test")
     assert res["popularity/exclude_history"]["recall@5"] == pytest.approx(0.0)
+
+
+def test_bias_metrics_hand_computed() -> None:
+    from models.evaluate import bias_metrics, tail_items
+
+    counts = Counter({1: 50, 2: 30, 3: 5, 4: 1})  # 10 items; head = top 2 (items 1, 2)
+    tail = tail_items(counts, 10)
+    assert tail == set(range(3, 11))
+    ranked = np.array([[1, 3, -1], [1, 2, 4]])
+    m = bias_metrics(ranked, counts, tail, 10, k=3)
+    assert m["coverage@3"] == 0.4  # items 1, 2, 3, 4 of 10
+    assert m["tail_share@3"] == 2 / 5  # slots 3 and 4 of five filled slots
+    assert m["mean_pop@3"] == (50 + 5 + 50 + 30 + 1) / 5
