@@ -65,7 +65,7 @@ HEAD_FRACTION = 0.2  # the most popular 20 % of the catalogue is the head, the r
 def tail_items(counts: Counter[int], n_items: int) -> set[int]:
     """Catalogue items (1..n_items) outside the popularity head."""
     ranked = sorted(range(1, n_items + 1), key=lambda i: (-counts.get(i, 0), i))
-    return set(ranked[int(round(HEAD_FRACTION * n_items)):])
+    return set(ranked[round(HEAD_FRACTION * n_items):])
 
 
 def bias_metrics(ranked: np.ndarray, counts: Counter[int], tail: set[int], n_items: int,
