@@ -44,22 +44,34 @@ class RowMap(NamedTuple):
 
 
 class _Excluder:
-    """Batched membership test of (user, item) pairs in per-user exclusion sets."""
+    """Batched membership test of (user, item) pairs in per-user exclusion sets: a dense
+    [users, max id + 1] bitmap when that is small (a gather per test), else sorted keys."""
+
+    DENSE_LIMIT = 64_000_000  # cells of the bitmap (bytes)
 
     def __init__(self, exclude: list[set[int]] | None, n_users: int):
         self.active = bool(exclude) and any(exclude)  # type: ignore[arg-type]
         self.m = 1 + max((max(s) for s in exclude or [] if s), default=0)
-        keys = [u * self.m + i for u, s in enumerate(exclude or []) for i in s if i >= 0]
-        self.keys = torch.tensor(sorted(keys), dtype=torch.long)
+        pairs = [(u, i) for u, s in enumerate(exclude or []) for i in s if i >= 0]
+        users = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+        items = torch.tensor([p[1] for p in pairs], dtype=torch.long)
+        self.dense: torch.Tensor | None = None
+        if n_users * self.m <= self.DENSE_LIMIT:
+            self.dense = torch.zeros(n_users, self.m, dtype=torch.bool)
+            self.dense[users, items] = True
+        self.keys = torch.sort(users * self.m + items).values
         self.n_users = n_users
 
     def mask(self, items: torch.Tensor) -> torch.Tensor:
         """items [U, ...] (item ids, -1 = none) -> True where excluded for that user."""
         if not self.active:
             return torch.zeros_like(items, dtype=torch.bool)
+        inside = (items >= 0) & (items < self.m)
+        clamped = torch.where(inside, items, 0)
         users = torch.arange(self.n_users).view(-1, *([1] * (items.dim() - 1)))
-        keys = users * self.m + items.clamp(min=0)
-        return torch.isin(keys, self.keys) & (items >= 0) & (items < self.m)
+        if self.dense is not None:
+            return self.dense[users.expand_as(items), clamped] & inside
+        return torch.isin(users * self.m + clamped, self.keys) & inside
 
 
 def _children(trie: SidTrie, level: int, nodes: torch.Tensor) -> torch.Tensor:

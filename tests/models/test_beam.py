@@ -86,3 +86,16 @@ def test_everything_excluded_gives_padding(recaller: GenerativeRecaller) -> None
     res = recaller.recall([[1]], k=5, beam=8, exclude=[set(range(1, N_ITEMS + 1))])
     assert res.items.tolist() == [[-1] * 5]
     assert np.all(np.isneginf(res.scores))
+
+
+def test_dense_and_sparse_exclusion_agree(recaller: GenerativeRecaller,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from models import beam
+
+    exclude = [{3, 4, 5, 6}, {10, 11}, set(), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}]
+    dense = recaller.recall(HISTORIES, k=8, beam=6, exclude=exclude)
+    monkeypatch.setattr(beam._Excluder, "DENSE_LIMIT", 0)
+    sparse = recaller.recall(HISTORIES, k=8, beam=6, exclude=exclude)
+    assert np.array_equal(dense.items, sparse.items)
+    for row, ex in zip(dense.items, exclude, strict=True):
+        assert not set(row.tolist()) & ex
