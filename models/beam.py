@@ -99,6 +99,25 @@ def _drop_excluded_subtrees(trie: SidTrie, cand: torch.Tensor, nodes: torch.Tens
     return cand.masked_fill(~alive.any(-1), NEG)
 
 
+class Encoded(NamedTuple):
+    """Encoded histories of a batch of users: what the search needs from the prefill."""
+
+    kvs: list[KV]  # per layer K/V [U, H, T, dh]
+    valid: torch.Tensor  # [U, T] key mask (real tokens)
+    last: torch.Tensor  # [U, d] hidden state after the last history token
+    next_pos: torch.Tensor  # [U, 1] item position of the item to generate
+
+
+def encode_prefix(model: SIDGPT, prefix: TokenBatch, lengths: torch.Tensor) -> Encoded:
+    """Prefill: right-padded history prefixes (see ``make_batch``) through the model."""
+    n_users = prefix.tok.shape[0]
+    h, kvs = model(prefix.tok, prefix.pos, prefix.iid)
+    last = h[torch.arange(n_users), lengths - 1]
+    valid = torch.arange(prefix.tok.shape[1])[None, :] < lengths[:, None]
+    next_pos = (prefix.pos[torch.arange(n_users), lengths - 1] + 1).unsqueeze(1)
+    return Encoded(kvs, valid, last, next_pos)
+
+
 @torch.no_grad()
 def beam_search(model: SIDGPT, trie: SidTrie, prefix: TokenBatch, lengths: torch.Tensor,
                 beam: int = 20, k: int = 10, exclude: list[set[int]] | None = None,
@@ -106,14 +125,20 @@ def beam_search(model: SIDGPT, trie: SidTrie, prefix: TokenBatch, lengths: torch
     """Top-``k`` items per user from right-padded history prefixes (see ``make_batch``).
     With ``rows`` and a model with an item head, the final candidates are ranked by SID
     log-prob + ``item_weight`` x next-item log-prob."""
-    cfg, n_users, depth = model.cfg, prefix.tok.shape[0], trie.depth
+    return search(model, trie, encode_prefix(model, prefix, lengths), beam, k, exclude, rows,
+                  item_weight)
+
+
+@torch.no_grad()
+def search(model: SIDGPT, trie: SidTrie, enc: Encoded, beam: int = 20, k: int = 10,
+           exclude: list[set[int]] | None = None, rows: RowMap | None = None,
+           item_weight: float = 1.0) -> RecallResult:
+    """The constrained beam search over already encoded histories (``beam_search``)."""
+    cfg, n_users, depth = model.cfg, enc.last.shape[0], trie.depth
     if depth != cfg.levels or depth < 2:
         raise ValueError(f"trie depth {depth} != model SID length {cfg.levels} (or < 2)")
     excl = _Excluder(exclude, n_users)
-    h, kvs = model(prefix.tok, prefix.pos, prefix.iid)
-    last = h[torch.arange(n_users), lengths - 1]  # [U, d]
-    valid = torch.arange(prefix.tok.shape[1])[None, :] < lengths[:, None]
-    next_pos = (prefix.pos[torch.arange(n_users), lengths - 1] + 1).unsqueeze(1)
+    kvs, valid, last, next_pos = enc
     item_logp = model.item_logp(last) if rows is not None and model.has_item_head else None
 
     logp = model.level_logits(last, 0).log_softmax(-1)  # [U, V0]

@@ -29,19 +29,28 @@ def bench_recall(artifact: str | Path, data: str | Path, users: int = 4096,
     rec.recall(hist, k=k, beam=beam, exclude=seen, batch_size=batch_size)
     dt = time.perf_counter() - t0
     prefill_s, tokens = _prefill_only(rec, hist, batch_size)
+    # users coming back with one more item: their earlier history is in the prefix cache
+    rec.enable_prefix_cache(10**9)
+    keys = list(range(len(hist)))
+    rec.recall([h[:-1] for h in hist], k=k, beam=beam, batch_size=batch_size, keys=keys)
+    t0 = time.perf_counter()
+    rec.recall(hist, k=k, beam=beam, exclude=seen, batch_size=batch_size, keys=keys)
+    dt_inc = time.perf_counter() - t0
     cfg = rec.model.cfg
     res = {"users": len(hist), "seconds": round(dt, 3), "users_per_s": round(len(hist) / dt, 1),
            "beam": beam, "k": k, "batch_size": batch_size, "exclude": exclude,
            "threads": torch.get_num_threads(),
            # what a per-user cache of encoded histories could save at most, and would cost
            "prefill_share": round(prefill_s / dt, 3),
+           "users_per_s_prefix_cached": round(len(hist) / dt_inc, 1),
            "mean_prefix_tokens": round(tokens / len(hist), 1),
            "kv_kb_per_user": round(tokens / len(hist) * cfg.n_layers * 2 * cfg.d_model * 4
                                    / 1024, 1)}
     log.info("recall bench: %.0f users/s (beam %d, top-%d, batch %d, %d threads); history "
-             "encoding %.0f%% of it (%.0f tokens/user, KV %.0f kB/user)", res["users_per_s"],
-             beam, k, batch_size, res["threads"], 100 * res["prefill_share"],
-             res["mean_prefix_tokens"], res["kv_kb_per_user"])
+             "encoding %.0f%% of it (%.0f tokens/user, KV %.0f kB/user); %.0f users/s when the "
+             "history but its last item is in the prefix cache", res["users_per_s"], beam, k,
+             batch_size, res["threads"], 100 * res["prefill_share"], res["mean_prefix_tokens"],
+             res["kv_kb_per_user"], res["users_per_s_prefix_cached"])
     return res
 
 

@@ -88,6 +88,20 @@ class Attention(nn.Module):
                                            dropout_p=self.drop if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(x.shape)), (k, v)
 
+    def extend(self, x: torch.Tensor, past: KV, past_valid: torch.Tensor
+               ) -> tuple[torch.Tensor, KV]:
+        """New tokens x [U, Tn, d] after an encoded prefix (K/V [U, H, Tp, dh], key mask
+        ``past_valid`` [U, Tp]): they attend to the valid past keys and causally to each other.
+        Returns the output and the new tokens' K/V (the prefix cache of models/prefix_cache.py)."""
+        q, k, v = self._split(x)
+        tn = x.shape[1]
+        causal = torch.ones(tn, tn, dtype=torch.bool).tril()
+        mask = torch.cat([past_valid[:, None, :].expand(-1, tn, -1),
+                          causal.expand(x.shape[0], -1, -1)], -1)  # [U, Tn, Tp + Tn]
+        y = F.scaled_dot_product_attention(q, torch.cat([past[0], k], 2),
+                                           torch.cat([past[1], v], 2), attn_mask=mask[:, None])
+        return self.proj(y.transpose(1, 2).reshape(x.shape)), (k, v)
+
     def decode(self, x: torch.Tensor, prefix: KV, valid: torch.Tensor, own: KV | None
                ) -> tuple[torch.Tensor, KV]:
         """One new token per beam. x [U, B, d]; prefix K/V [U, H, T, dh] shared by the U's
@@ -118,6 +132,12 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, KV]:
         a, kv = self.attn(self.ln1(x))
         x = x + self.drop(a)
+        return x + self.mlp(self.ln2(x)), kv
+
+    def extend(self, x: torch.Tensor, past: KV, past_valid: torch.Tensor
+               ) -> tuple[torch.Tensor, KV]:
+        a, kv = self.attn.extend(self.ln1(x), past, past_valid)
+        x = x + a
         return x + self.mlp(self.ln2(x)), kv
 
     def decode(self, x: torch.Tensor, prefix: KV, valid: torch.Tensor, own: KV | None
@@ -166,6 +186,16 @@ class SIDGPT(nn.Module):
         x, kvs = self.embed(tok, pos, iid), []
         for block in self.blocks:
             x, kv = block(x)
+            kvs.append(kv)
+        return self.ln_f(x), kvs
+
+    def extend(self, tok: torch.Tensor, pos: torch.Tensor, iid: torch.Tensor, past: list[KV],
+               past_valid: torch.Tensor) -> tuple[torch.Tensor, list[KV]]:
+        """``forward`` for tokens that follow an already encoded prefix (its per-layer K/V and
+        key mask): hidden states of the new tokens and their K/V."""
+        x, kvs = self.embed(tok, pos, iid), []
+        for i, block in enumerate(self.layers):
+            x, kv = block.extend(x, past[i], past_valid)
             kvs.append(kv)
         return self.ln_f(x), kvs
 

@@ -11,6 +11,7 @@ An artifact (kind ``recall``) is self-contained: RQ-VAE, SID table, generative w
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ import numpy as np
 import torch
 
 from models.artifact import ArtifactError, Manifest, load_manifest, resolve, write_artifact
-from models.beam import RecallResult, RowMap, beam_search
+from models.beam import RecallResult, RowMap, encode_prefix, search
 from models.embeddings import encode_texts
 from models.generative import SIDGPT, GenConfig
+from models.prefix_cache import PrefixCache
 from models.recall_data import ItemTokens, make_batch
 from models.rqvae import RQVAE
 from models.sid import SidTable
@@ -48,6 +50,7 @@ class GenerativeRecaller:
         # items added later map to row 0 (unknown): no rebuild needed on add_item
         self.rows = RowMap.build(self.tokens.index, self.cfg.n_items)
         self.rerank = 1.0  # weight of the item head's log-prob in the final score (0: off)
+        self.prefix_cache: PrefixCache | None = None
 
     @property
     def n_items(self) -> int:
@@ -57,12 +60,18 @@ class GenerativeRecaller:
         """Known items of each history (most recent ``max_hist``) as token-table rows."""
         return [self.tokens.rows(h)[-self.max_hist:] for h in histories]
 
+    def enable_prefix_cache(self, max_tokens: int) -> None:
+        """Keep users' encoded histories between calls (``recall(..., keys=...)``)."""
+        self.prefix_cache = PrefixCache(max_tokens) if max_tokens > 0 else None
+
     @torch.no_grad()
     def recall(self, histories: list[list[int]], k: int = 10, beam: int = 20,
-               exclude: list[set[int]] | None = None, batch_size: int = 256) -> RecallResult:
+               exclude: list[set[int]] | None = None, batch_size: int = 256,
+               keys: Sequence[Hashable] | None = None) -> RecallResult:
         """Top-``k`` item ids per user (chronological histories of item ids; unknown items are
         skipped). Never returns an invalid SID's item or an item of ``exclude[u]``; rows are
-        padded with -1 / -inf where fewer than ``k`` items are reachable."""
+        padded with -1 / -inf where fewer than ``k`` items are reachable. With user ``keys``
+        and a prefix cache (``enable_prefix_cache``) only new history items are encoded."""
         if exclude is not None and len(exclude) != len(histories):
             raise ValueError("exclude must have one set per history")
         rows = self.prefixes(histories)
@@ -72,11 +81,16 @@ class GenerativeRecaller:
         scores = np.full((len(rows), k), -np.inf, np.float32)
         for s in range(0, len(rows), batch_size):
             idx = order[s: s + batch_size]
-            batch, lengths = make_batch([rows[i] for i in idx], self.tokens, self.cfg,
-                                        train=False)
+            if keys is not None and self.prefix_cache is not None:
+                enc = self.prefix_cache.encode(self.model, self.tokens, [keys[i] for i in idx],
+                                               [rows[i] for i in idx])
+            else:
+                batch, lengths = make_batch([rows[i] for i in idx], self.tokens, self.cfg,
+                                            train=False)
+                enc = encode_prefix(self.model, batch, lengths)
             ex = None if exclude is None else [exclude[i] for i in idx]
-            res = beam_search(self.model, self.trie, batch, lengths, beam, k, ex,
-                              self.rows if self.rerank else None, self.rerank)
+            res = search(self.model, self.trie, enc, beam, k, ex,
+                         self.rows if self.rerank else None, self.rerank)
             items[idx], scores[idx] = res.items, res.scores
         return RecallResult(items, scores)
 

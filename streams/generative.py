@@ -77,7 +77,7 @@ class GenerativeChannel:
         if not todo:
             return out
         res = rec.recall([list(t[1]) for t in todo], k=k, beam=beam,
-                         exclude=[t[2] for t in todo])
+                         exclude=[t[2] for t in todo], keys=[t[0].key for t in todo])
         probs = np.exp(res.scores.astype(np.float64))  # log-prob -> prob (padding -> 0)
         for row, (req, _, _, key_inputs) in enumerate(todo):
             like = req.state.seq[-1].item_id if req.state.seq else None

@@ -176,7 +176,9 @@ def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
     if kind == "recall":
         from models.recaller import GenerativeRecaller
 
-        return GenerativeRecaller.load(directory)
+        rec = GenerativeRecaller.load(directory)
+        rec.enable_prefix_cache(settings.prefix_cache_tokens)
+        return rec
     from export.serving import RankerSession
 
     return RankerSession.from_artifact(directory, intra_op_threads=settings.model_threads)

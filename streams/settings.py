@@ -76,6 +76,8 @@ class Settings:
     trigger_types: str = "view,click,cart,order"  # event types that recompute a user's list
     debounce_ms: int = 0  # minimum interval between two recomputes of one user (0: none)
     recall_cache_users: int = 100_000  # LRU of generative results, reused while inputs match
+    # encoded histories kept per user (3 KB per token at the default model size; 0: off)
+    prefix_cache_tokens: int = 250_000
     # --- output ---
     redis_retries: int = 5
     redis_backoff_s: float = 0.1
@@ -104,7 +106,7 @@ class Settings:
                 raise ValueError(f"SIDSTREAM_{name.upper()} must be positive")
         for name in ("model_threads", "quota_generative", "quota_covisit", "quota_popular",
                      "debounce_ms",
-                     "recall_cache_users", "w_click", "w_order", "w_value"):
+                     "recall_cache_users", "prefix_cache_tokens", "w_click", "w_order", "w_value"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SIDSTREAM_{name.upper()} must be >= 0")
         unknown = set(self.triggers) - set(EVENT_TYPES)
