@@ -164,14 +164,10 @@ def test_no_ranker_blends_channels(model_dir: Path, users: int) -> None:
 
 def test_returning_users_reuse_their_encoded_history(model_dir: Path) -> None:
     pipe, _, _ = make(model_dir)
-    rec = pipe.models.recaller
-    assert rec is not None and rec.prefix_cache is not None
+    recaller = pipe.models.recaller
+    assert recaller is not None and recaller.prefix_cache is not None
     table: dict[str, Any] = {}
     for n, item in enumerate((3, 4, 5), start=1):
-        out = pipe.process([rec_("u8", item, n)], table.get)
+        out = pipe.process([rec("u8", item, n=n)], table.get)
         table.update({k: v for k, (_, v) in out.states.items()})
-    assert rec.prefix_cache.misses == 1 and rec.prefix_cache.hits == 2
-
-
-def rec_(user: str, item: int, n: int) -> Record:
-    return rec(user, item, n=n)
+    assert recaller.prefix_cache.misses == 1 and recaller.prefix_cache.hits == 2
