@@ -47,7 +47,8 @@ def _cmd_recs(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from streams.demo import DemoConfig, run_demo
 
-    return run_demo(DemoConfig(limit=args.limit, rate=args.rate, users=args.users))
+    return run_demo(DemoConfig(limit=args.limit, rate=args.rate, users=args.users,
+                               models=not args.no_models))
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="events to replay (0: all 100,000)")
     p.add_argument("--rate", type=float, default=0.0, help="events/s (0: as fast as possible)")
     p.add_argument("--users", type=int, default=3, help="users whose lists are printed")
+    p.add_argument("--no-models", action="store_true",
+                   help="cheap channels only (default: train MovieLens models once into "
+                   "artifacts/demo, then serve them)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("seed", help="build the co-visitation/popularity seed from a data set")

@@ -31,15 +31,26 @@ class DemoConfig:
     rate: float = 0.0
     users: int = 3
     dataset: str = MOVIELENS
+    models: bool = True  # train (once) and serve MovieLens recall + ranker artifacts
+
+
+def _model_dir(cfg: DemoConfig, workdir: Path) -> str:
+    if os.environ.get("SIDSTREAM_MODEL_DIR"):
+        return os.environ["SIDSTREAM_MODEL_DIR"]
+    if cfg.models and cfg.dataset == MOVIELENS:
+        from streams.demo_models import ensure_demo_models
+
+        return str(ensure_demo_models())
+    return str(workdir / "models")
 
 
 def run_demo(cfg: DemoConfig) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sidstream-demo-"))
+    model_dir = _model_dir(cfg, workdir)
     with embedded_stack() as stack:
         env = {**stack.env(), "SIDSTREAM_METRICS_PORT": str(free_port()),
                "SIDSTREAM_DATA_DIR": str(workdir / "faust"),
-               "SIDSTREAM_MODEL_DIR": os.environ.get("SIDSTREAM_MODEL_DIR",
-                                                     str(workdir / "models"))}
+               "SIDSTREAM_MODEL_DIR": model_dir}
         settings = Settings.from_env(env)
         ensure_topics(settings)
         worker = WorkerProcess(env, workdir / "worker.log").start()

@@ -31,7 +31,7 @@ def format_recs(payload: dict[str, Any], names: list[str], limit: int = 20) -> s
              f"(freshness {payload['updated_ms'] - payload['event_ts']} ms)"]
     for rank, (item, name) in enumerate(zip(payload["items"][:limit], names, strict=False), 1):
         lines.append(f"{rank:>3}. {item['item_id']!s:>8}  {item['score']:.4f}  "
-                     f"{item['source']:<8} {name[:70]}")
+                     f"{item['source']:<10} {name[:70]}")
     return "\n".join(lines)
 
 
