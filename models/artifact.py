@@ -103,6 +103,15 @@ def update_metrics(path: Path, metrics: dict[str, Any]) -> None:
     tmp.replace(Path(path) / MANIFEST)
 
 
+def update_config(path: Path, config: dict[str, Any]) -> None:
+    """Merge ``config`` into an existing manifest's config (decoding settings tuned later)."""
+    man = json.loads((Path(path) / MANIFEST).read_text())
+    man["config"].update(config)
+    tmp = Path(path) / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(man, indent=2, sort_keys=True))
+    tmp.replace(Path(path) / MANIFEST)
+
+
 def resolve(path: Path) -> Path:
     """An artifact directory, or a root whose ``LATEST`` names one."""
     path = Path(path)

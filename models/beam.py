@@ -121,19 +121,25 @@ def encode_prefix(model: SIDGPT, prefix: TokenBatch, lengths: torch.Tensor) -> E
 @torch.no_grad()
 def beam_search(model: SIDGPT, trie: SidTrie, prefix: TokenBatch, lengths: torch.Tensor,
                 beam: int = 20, k: int = 10, exclude: list[set[int]] | None = None,
-                rows: RowMap | None = None, item_weight: float = 1.0) -> RecallResult:
+                rows: RowMap | None = None, item_weight: float = 1.0, steer: float = 0.0
+                ) -> RecallResult:
     """Top-``k`` items per user from right-padded history prefixes (see ``make_batch``).
     With ``rows`` and a model with an item head, the final candidates are ranked by SID
     log-prob + ``item_weight`` x next-item log-prob."""
     return search(model, trie, encode_prefix(model, prefix, lengths), beam, k, exclude, rows,
-                  item_weight)
+                  item_weight, steer)
 
 
 @torch.no_grad()
 def search(model: SIDGPT, trie: SidTrie, enc: Encoded, beam: int = 20, k: int = 10,
            exclude: list[set[int]] | None = None, rows: RowMap | None = None,
-           item_weight: float = 1.0) -> RecallResult:
-    """The constrained beam search over already encoded histories (``beam_search``)."""
+           item_weight: float = 1.0, steer: float = 0.0) -> RecallResult:
+    """The constrained beam search over already encoded histories (``beam_search``).
+
+    ``steer > 0`` (needs ``rows`` and an item head): beams are *selected* by their SID
+    log-prob plus ``steer`` x the item head's log-probability mass of the prefix's subtree (a
+    look-ahead at the final score, which adds the item log-prob at the leaf); scores stay SID
+    log-probs."""
     cfg, n_users, depth = model.cfg, enc.last.shape[0], trie.depth
     if depth != cfg.levels or depth < 2:
         raise ValueError(f"trie depth {depth} != model SID length {cfg.levels} (or < 2)")
@@ -141,11 +147,13 @@ def search(model: SIDGPT, trie: SidTrie, enc: Encoded, beam: int = 20, k: int = 
     kvs, valid, last, next_pos = enc
     item_logp = model.item_logp(last) if rows is not None and model.has_item_head else None
 
+    mass = (_subtree_mass(trie, item_logp, rows) if steer > 0 and item_logp is not None
+            and rows is not None else None)
     logp = model.level_logits(last, 0).log_softmax(-1)  # [U, V0]
     child = _children(trie, 0, torch.zeros(n_users, dtype=torch.long))  # [U, V0]
     cand = logp.masked_fill(child < 0, NEG)
-    score, code = cand.topk(min(beam, cand.shape[1]), dim=-1)
-    nodes = child.gather(1, code)
+    _, code = _steered(cand, child, mass, 0, steer).topk(min(beam, cand.shape[1]), dim=-1)
+    score, nodes = cand.gather(1, code), child.gather(1, code)
     own: list[KV] | None = None
     for level in range(1, depth):
         child = _children(trie, level, nodes)  # [U, B, V]
@@ -165,15 +173,33 @@ def search(model: SIDGPT, trie: SidTrie, enc: Encoded, beam: int = 20, k: int = 
         v = total.shape[-1]
         flat, flat_child = total.view(n_users, -1), child.view(n_users, -1)
         check = excl.active and level == depth - 2  # next level is the leaves
-        score, idx = flat.topk(min(2 * beam if check else beam, flat.shape[1]), dim=-1)
+        key, idx = _steered(flat, flat_child, mass, level, steer).topk(
+            min(2 * beam if check else beam, flat.shape[1]), dim=-1)
         nodes = flat_child.gather(1, idx)
         if check:  # oversampled: drop prefixes whose leaves are all excluded, keep the best
-            score = _drop_excluded_subtrees(trie, score, nodes, excl)
-            score, keep = score.topk(min(beam, score.shape[1]), dim=-1)
+            key = _drop_excluded_subtrees(trie, key, nodes, excl)
+            _, keep = key.topk(min(beam, key.shape[1]), dim=-1)
             idx, nodes = idx.gather(1, keep), nodes.gather(1, keep)
+        score = flat.gather(1, idx)
         parent, code = idx // v, idx % v
         own = _reorder(own, parent)
     raise AssertionError("unreachable: the last level returns")
+
+
+def _subtree_mass(trie: SidTrie, item_logp: torch.Tensor, rows: RowMap) -> list[torch.Tensor]:
+    """log of the item head's probability mass under every node, per level 1..depth-1."""
+    items, nodes = trie.paths()
+    p = item_logp.gather(1, rows.lookup(items).expand(item_logp.shape[0], -1)).exp()
+    return [torch.zeros(item_logp.shape[0], trie.n_nodes(lv + 1)).index_add_(
+        1, nodes[:, lv], p).clamp_min(1e-30).log() for lv in range(trie.depth - 1)]
+
+
+def _steered(total: torch.Tensor, child: torch.Tensor, mass: list[torch.Tensor] | None,
+             level: int, steer: float) -> torch.Tensor:
+    """Selection key of candidate prefixes: ``total`` (+ steer x subtree mass of ``child``)."""
+    if mass is None:
+        return total
+    return total + steer * mass[level].gather(1, child.clamp(min=0))
 
 
 def _last_level(model: SIDGPT, trie: SidTrie, tok: torch.Tensor, next_pos: torch.Tensor,

@@ -69,17 +69,39 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
     rec = GenerativeRecaller.load(args.artifact)
     if args.item_weight is not None:
         rec.rerank = args.item_weight
+    if args.steer is not None:
+        rec.steer = args.steer
     ds = load_dataset(args.data)
     t0 = time.time()
     res = evaluate(rec, ds, leave_one_out(ds, args.split, rec.max_hist), args.split, args.beam)
     res["eval_seconds"], res["rerank"] = round(time.time() - t0, 1), rec.rerank
+    res["steer"] = rec.steer
     print(format_metrics(res))
-    name = f"eval-{args.split}-beam{args.beam}-w{rec.rerank:g}.json"
+    name = f"eval-{args.split}-beam{args.beam}-w{rec.rerank:g}-s{rec.steer:g}.json"
     out = Path(args.json) if args.json else resolve(Path(args.artifact)) / name
     out.write_text(json.dumps(res, indent=2))
     if args.update_manifest:
         update_metrics(resolve(Path(args.artifact)), {f"eval_{args.split}": res})
     log.info("metrics written to %s", out)
+    return 0
+
+
+def _cmd_tune_recall(args: argparse.Namespace) -> int:
+    _setup(args)
+    from models.artifact import resolve, update_config
+    from models.dataset import load_dataset
+    from models.recall_data import leave_one_out
+    from models.recaller import GenerativeRecaller
+    from models.train_recall import RecallTrainConfig, _sample, tune_decoding
+
+    rec = GenerativeRecaller.load(args.artifact)
+    cfg = RecallTrainConfig(eval_users=args.eval_users, beam=args.beam, seed=args.seed)
+    valid = _sample(leave_one_out(load_dataset(args.data), "valid", rec.max_hist),
+                    cfg.eval_users, cfg.seed)
+    weight, steer = tune_decoding(rec, valid, cfg)
+    update_config(resolve(Path(args.artifact)), {"item_weight": weight, "steer": steer})
+    print(f"item_weight {weight:g}, steer {steer:g} (validation sample of {len(valid.targets)}"
+          " users) -> manifest")
     return 0
 
 
@@ -142,7 +164,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--item-weight", type=float, default=None,
                    help="weight of the item head's log-prob in the ranking (0: SID only; "
                    "default: the weight tuned on validation, stored in the artifact)")
+    p.add_argument("--steer", type=float, default=None,
+                   help="beam look-ahead by the item head (0: off; default: the artifact's)")
     p.set_defaults(func=_cmd_eval_recall)
+
+    p = sub.add_parser("tune-recall", help="choose the decoding weights of a recall artifact "
+                       "on the validation split (item-head rerank, beam look-ahead)")
+    _common(p)
+    p.add_argument("--artifact", default="artifacts/recall")
+    p.add_argument("--beam", type=int, default=20)
+    p.add_argument("--eval-users", type=int, default=3000)
+    p.set_defaults(func=_cmd_tune_recall)
 
 
 def add_bench_commands(bench_sub: argparse._SubParsersAction) -> None:

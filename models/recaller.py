@@ -51,6 +51,7 @@ class GenerativeRecaller:
         self.rows = RowMap.build(self.tokens.index, self.cfg.n_items)
         self.rerank = 1.0  # weight of the item head's log-prob in the final score (0: off)
         self.prefix_cache: PrefixCache | None = None
+        self.steer = 0.0  # beam selection look-ahead by the item head (see models/beam.search)
 
     @property
     def n_items(self) -> int:
@@ -90,7 +91,8 @@ class GenerativeRecaller:
                 enc = encode_prefix(self.model, batch, lengths)
             ex = None if exclude is None else [exclude[i] for i in idx]
             res = search(self.model, self.trie, enc, beam, k, ex,
-                         self.rows if self.rerank else None, self.rerank)
+                         self.rows if self.rerank or self.steer else None, self.rerank,
+                         self.steer)
             items[idx], scores[idx] = res.items, res.scores
         return RecallResult(items, scores)
 
@@ -141,5 +143,6 @@ class GenerativeRecaller:
         except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ArtifactError(f"{d}: cannot load recall artifact: {exc}") from exc
         rec.rerank = float(man.config.get("item_weight", 1.0))
+        rec.steer = float(man.config.get("steer", 0.0))
         rec.manifest = man
         return rec

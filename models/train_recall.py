@@ -44,7 +44,8 @@ class RecallTrainConfig:
     # after epoch 1, shorten the cosine schedule to the epochs that fit in ``max_minutes``, so
     # the learning rate anneals fully instead of being cut off mid-schedule by the time cap
     fit_schedule: bool = True
-    item_weights: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)  # rerank weights tried on valid
+    item_weights: tuple[float, ...] = (0.5, 1.0, 2.0)  # rerank weights tried on validation
+    steers: tuple[float, ...] = (0.0, 1.0, 2.0)  # beam look-ahead weights tried on validation
     eval_every: int = 2  # epochs
     eval_users: int = 3000  # validation sample for early stopping (0: all users)
     patience: int = 4  # evaluations without improvement before stopping
@@ -144,7 +145,7 @@ def fit(rec: GenerativeRecaller, ds: SeqDataset, cfg: RecallTrainConfig, progres
     out = {"history": history, "best_epoch": best["epoch"],
            "best_valid_recall@10": best["recall@10"], "train_minutes": (time.time() - t0) / 60}
     if model.has_item_head and cfg.item_weights:
-        out["item_weight"] = tune_item_weight(rec, valid, cfg)
+        out["item_weight"], out["steer"] = tune_decoding(rec, valid, cfg)
     return out
 
 
@@ -154,17 +155,21 @@ def _planned_epochs(epoch_minutes: float, cfg: RecallTrainConfig) -> int:
     return max(1, min(cfg.epochs, int(cfg.max_minutes / per_epoch)))
 
 
-def tune_item_weight(rec: GenerativeRecaller, valid: Split, cfg: RecallTrainConfig) -> float:
-    """Pick the item-head rerank weight on the validation sample (sets ``rec.rerank``)."""
+def tune_decoding(rec: GenerativeRecaller, valid: Split, cfg: RecallTrainConfig
+                  ) -> tuple[float, float]:
+    """Pick the item-head rerank weight and the beam look-ahead weight on the validation
+    sample (sets ``rec.rerank`` and ``rec.steer``); ties go to the smaller change from 1 / 0."""
     scores = {}
     for w in cfg.item_weights:
-        rec.rerank = w
-        ranking = recaller_ranking(rec, valid, 10, cfg.beam, False, progress=False)
-        scores[w] = rank_metrics(ranking, valid.targets)["recall@10"]
-    rec.rerank = max(scores, key=lambda w: (scores[w], -abs(w - 1.0)))
-    log.info("item-head rerank weight %.2f (valid R@10 by weight: %s)", rec.rerank,
-             ", ".join(f"{w:g}: {r:.4f}" for w, r in scores.items()))
-    return rec.rerank
+        for steer in cfg.steers:
+            rec.rerank, rec.steer = w, steer
+            ranking = recaller_ranking(rec, valid, 10, cfg.beam, False, progress=False)
+            scores[(w, steer)] = rank_metrics(ranking, valid.targets)["recall@10"]
+    rec.rerank, rec.steer = max(scores, key=lambda ws: (scores[ws], -abs(ws[0] - 1.0), -ws[1]))
+    log.info("decoding: item weight %.2f, look-ahead %.2f (valid R@10 by (weight, look-ahead): "
+             "%s)", rec.rerank, rec.steer,
+             ", ".join(f"{w:g}/{st:g}: {r:.4f}" for (w, st), r in scores.items()))
+    return rec.rerank, rec.steer
 
 
 def run_train_recall(ds: SeqDataset, tokenizer: Path, out_root: Path, cfg: RecallTrainConfig,
@@ -185,5 +190,5 @@ def run_train_recall(ds: SeqDataset, tokenizer: Path, out_root: Path, cfg: Recal
         log.info("%s", format_metrics(res))
         metrics["test"] = res
     config = {"train": {k: v for k, v in asdict(cfg).items() if k != "gen"},
-              "tokenizer": tok_cfg, "item_weight": rec.rerank}
+              "tokenizer": tok_cfg, "item_weight": rec.rerank, "steer": rec.steer}
     return rec.save(out_root, ds.data_hash(), config, metrics)

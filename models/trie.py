@@ -24,6 +24,7 @@ class SidTrie:
                         for lv, v in enumerate(self.vocab_sizes)]
         self._used = [1] + [0] * (len(self.vocab_sizes) - 1)  # nodes in use per level
         self.n_items = 0
+        self._paths: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (n_items, ...)
 
     @property
     def depth(self) -> int:
@@ -88,6 +89,30 @@ class SidTrie:
     def table(self, level: int) -> torch.Tensor:
         """Zero-copy torch view of level ``level``'s child table (valid until the next insert)."""
         return torch.from_numpy(self._tables[level][: self._used[level]])
+
+    def n_nodes(self, level: int) -> int:
+        return self._used[level]
+
+    def paths(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every item [N] and the node it passes at levels 1..depth-1 [N, depth-1] (cached
+        until the next insert)."""
+        if self._paths is None or self._paths[0] != self.n_items:
+            items: list[int] = []
+            nodes: list[list[int]] = []
+
+            def walk(level: int, node: int, path: list[int]) -> None:
+                for c in np.flatnonzero(self._tables[level][node] >= 0):
+                    child = int(self._tables[level][node, c])
+                    if level == self.depth - 1:
+                        items.append(child)
+                        nodes.append(path)
+                    else:
+                        walk(level + 1, child, [*path, child])
+
+            walk(0, 0, [])
+            self._paths = (self.n_items, torch.tensor(items, dtype=torch.long),
+                           torch.tensor(nodes, dtype=torch.long).view(len(items), -1))
+        return self._paths[1], self._paths[2]
 
     def items(self) -> list[tuple[tuple[int, ...], int]]:
         """All (SID, item) pairs, depth-first."""

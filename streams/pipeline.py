@@ -25,7 +25,7 @@ from streams.live_models import ModelSet
 from streams.metrics import Metrics
 from streams.output import RecList
 from streams.popularity import DecayedPopularity
-from streams.ranking import rank_batch, select_candidates
+from streams.ranking import rank_batch, ranked, select_candidates
 from streams.recall import (
     COVISIT,
     POPULAR,
@@ -175,15 +175,16 @@ class Pipeline:
                 return {k: merge_channels(ch, self.weights, excluded[k], self.settings.rec_size)
                         for k, ch in channels.items()}
             keys = list(states)
-            cands = [select_candidates(channels[k], self.quotas, excluded[k],
-                                       self.settings.rec_size) for k in keys]
+            top_popular = ranked(popular)  # the same for everyone: ranked once
+            cands = [select_candidates({**channels[k], POPULAR: top_popular}, self.quotas,
+                                       excluded[k], self.settings.rec_size) for k in keys]
             sources = Counter(c.source for cs in cands for c in cs)
             for source, n in sources.items():
                 self.metrics.candidates.labels(source).inc(n)
             with self._stage("ranker"):
-                ranked = rank_batch(models.ranker, self.blend, [states[k] for k in keys], cands,
-                                    int(self.clock() * 1000), self.settings.rec_size)
-        return dict(zip(keys, ranked, strict=True))
+                lists = rank_batch(models.ranker, self.blend, [states[k] for k in keys], cands,
+                                   int(self.clock() * 1000), self.settings.rec_size)
+        return dict(zip(keys, lists, strict=True))
 
     def excluded(self, state: UserState) -> set[Any]:
         """Items never recommended to this user: ordered ones, and seen ones if configured."""

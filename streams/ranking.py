@@ -11,6 +11,7 @@ top ``n`` per user; each item keeps the channel that brought it as its ``source`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,22 +26,33 @@ if TYPE_CHECKING:
     from export.serving import RankerSession
 
 
-def select_candidates(channels: Mapping[str, Channel], quotas: Mapping[str, int],
-                      exclude: set[Id], fill_to: int) -> list[Candidate]:
+def ranked(channel: Channel | Sequence[tuple[Id, float]]) -> Sequence[tuple[Id, float]]:
+    """A channel's (item, score) pairs best first (ties keep insertion order)."""
+    if isinstance(channel, dict):
+        return sorted(channel.items(), key=itemgetter(1), reverse=True)
+    return channel
+
+
+def select_candidates(channels: Mapping[str, Channel | Sequence[tuple[Id, float]]],
+                      quotas: Mapping[str, int], exclude: set[Id], fill_to: int
+                      ) -> list[Candidate]:
     """Up to ``quotas[name]`` best items per channel (dict order = priority), then popular
     items beyond their quota until there are ``fill_to`` candidates (unless the popular quota
-    is 0, which switches the channel off)."""
+    is 0, which switches the channel off). A channel is a dict or already ranked pairs (the
+    popular channel, the same for every user, is ranked once per batch)."""
     out: list[Candidate] = []
     taken: set[Id] = set()
-    leftovers: list[tuple[Id, float]] = []
+    leftovers: Sequence[tuple[Id, float]] = []
     for name, channel in channels.items():
         quota = quotas.get(name, 0)
-        ranked = sorted(channel.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        if quota <= 0:
+            continue
+        pairs = ranked(channel)
         n = 0
-        for pos, (item, score) in enumerate(ranked):
+        for pos, (item, score) in enumerate(pairs):
             if n >= quota:
-                if name == POPULAR and quota > 0:  # quota 0 switches the channel off
-                    leftovers = ranked[pos:]
+                if name == POPULAR:
+                    leftovers = pairs[pos:]
                 break
             if item in exclude or item in taken:
                 continue
@@ -99,7 +111,7 @@ def rank_batch(ranker: RankerSession, weights: BlendWeights, states: Sequence[Us
     for u, cands in enumerate(candidates):
         s = final[start: start + len(cands)]
         start += len(cands)
-        order = sorted(range(len(cands)), key=lambda i: (-s[i], str(cands[i].item_id)))[:n]
+        order = np.argsort(-s, kind="stable")[:n]
         out[u] = [Candidate(cands[i].item_id, round(float(s[i]), 6), cands[i].source)
-                  for i in order]
+                  for i in order.tolist()]
     return out

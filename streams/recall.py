@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 
 from streams.covisit import TYPE_WEIGHTS, CoVisitation
 from streams.events import Id
@@ -58,7 +59,7 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
                    exclude: set[Id], n: int) -> list[Candidate]:
     """Blend normalised channel scores, drop ``exclude``, return the top ``n`` best first.
 
-    Ties are broken by item id (as text) so that lists are deterministic.
+    Ties keep the channels' insertion order, so lists are deterministic.
     """
     blended: dict[Id, float] = {}
     best: dict[Id, tuple[float, str]] = {}
@@ -76,5 +77,5 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
             blended[item] = blended.get(item, 0.0) + part
             if part > best.get(item, (-1.0, ""))[0]:
                 best[item] = (part, name)
-    ranked = sorted(blended.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]
+    ranked = sorted(blended.items(), key=itemgetter(1), reverse=True)[:n]
     return [Candidate(item, round(score, 6), best[item][1]) for item, score in ranked]
