@@ -67,6 +67,23 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     return run_chaos(args.scenarios, cfg)
 
 
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streams.promote import PromoteConfig, run_promote
+
+    doc = run_promote(PromoteConfig(Path(args.challenger), data=args.data, events=args.events,
+                                    k=args.k, dry_run=args.dry_run))
+    for arm in ("champion", "challenger"):
+        if arm in doc:
+            r = doc[arm]
+            print(f"{arm:<10} {r['version']}: click rate@{doc['k']} {r['click_rate']:.4f} "
+                  f"({r['clicks']} clicks), order rate@{doc['k']} {r['order_rate']:.4f} "
+                  f"({r['orders']} orders)")
+    print(f"{'PROMOTED' if doc['promoted'] else 'kept the champion'}: {doc['reason']}")
+    return 0
+
+
 def _cmd_bench_stream(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -75,7 +92,8 @@ def _cmd_bench_stream(args: argparse.Namespace) -> int:
     beams = tuple(int(b) for b in args.beams.split(","))
     run_bench_stream(StreamBenchConfig(
         data=args.data, model_dir=Path(args.model_dir), warm_events=args.warm_events,
-        events=args.events, rate=args.rate, rate_seconds=args.rate_seconds, beams=beams,
+        events=args.events, rates=tuple(float(r) for r in args.rates.split(",")),
+        rate_seconds=args.rate_seconds, beams=beams,
         threads=args.threads, json=Path(args.json) if args.json else None))
     return 0
 
@@ -88,7 +106,7 @@ def _add_bench_stream(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warm-events", type=int, default=100_000,
                    help="events replayed (without models) before measuring")
     p.add_argument("--events", type=int, default=20_000, help="events per throughput case")
-    p.add_argument("--rate", type=float, default=300.0, help="offered events/s, freshness case")
+    p.add_argument("--rates", default="300", help="offered events/s of the freshness cases")
     p.add_argument("--rate-seconds", type=float, default=30.0)
     p.add_argument("--beams", default="20,10,5", help="beam widths (the first: freshness case)")
     p.add_argument("--threads", type=int, default=1, help="worker model threads (0: per core)")
@@ -128,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cheap channels only (default: train MovieLens models once into "
                    "artifacts/demo, then serve them)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("promote", help="champion/challenger: promote an artifact version only "
+                       "if the order rate rises and the click rate drops by < 10%%")
+    p.add_argument("challenger", help="artifact version directory (recall or ranker)")
+    p.add_argument("--data", default="movielens", help="'movielens' or a shared-format dir")
+    p.add_argument("--events", type=int, default=5000, help="most recent events replayed")
+    p.add_argument("-k", type=int, default=10, help="list length the hit rates are taken at")
+    p.add_argument("--dry-run", action="store_true", help="report, write nothing")
+    p.set_defaults(func=_cmd_promote)
 
     p = sub.add_parser("seed", help="build the co-visitation/popularity seed from a data set")
     p.add_argument("dataset", help="'movielens' or a shared-format directory")

@@ -5,8 +5,9 @@ Layout under ``SIDSTREAM_MODEL_DIR``::
     recall/<version>/...   recall/LATEST     (sidstream train-recall)
     ranker/<version>/...   ranker/LATEST     (sidstream train-ranker)
 
-At start the worker serves, per kind, the version ``LATEST`` names, else the newest valid
-version (names sort by creation time). :class:`ModelWatcher` then polls: when ``LATEST`` names
+At start the worker serves, per kind, the version ``SERVING`` names (the promoted one, see
+``streams/promote.py``), or before any promotion the one ``LATEST`` names, else the newest valid
+version (names sort by creation time). :class:`ModelWatcher` then polls: when that pointer names
 another version it loads it in a thread, replays the catalogue upserts seen since start onto it
 and swaps it in with one assignment (batches in flight keep the set they started with). A corrupt
 or incompatible artifact is refused with one error log line and
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KINDS = ("recall", "ranker")
-LATEST = "LATEST"
+LATEST = "LATEST"  # newest version, written by training
+SERVING = "SERVING"  # the promoted version (``sidstream promote``); wins over LATEST
 
 
 def model_item_id(item: Id) -> int | None:
@@ -152,23 +154,32 @@ def known_sid(features: Any, item_id: int) -> Any:
 
 
 def artifact_versions(root: Path) -> list[str]:
-    """Versions under ``root``, the one ``LATEST`` names first, then newest first."""
+    """Versions under ``root``, the one to serve (:func:`pointer`) first, then newest first."""
     if not root.is_dir():
         return []
     names = sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
                    reverse=True)
-    pointer = latest(root)
-    if pointer in names:
-        names.remove(pointer)
-        names.insert(0, pointer)
+    first = pointer(root)
+    if first in names:
+        names.remove(first)
+        names.insert(0, first)
     return names
 
 
-def latest(root: Path) -> str | None:
+def _read(path: Path) -> str | None:
     try:
-        return (root / LATEST).read_text().strip() or None
+        return path.read_text().strip() or None
     except OSError:
         return None
+
+
+def latest(root: Path) -> str | None:
+    return _read(root / LATEST)
+
+
+def pointer(root: Path) -> str | None:
+    """The version workers serve: ``SERVING`` once anything was promoted, else ``LATEST``."""
+    return _read(root / SERVING) or latest(root)
 
 
 def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
@@ -215,13 +226,14 @@ class ModelWatcher:
         return models
 
     async def poll(self, current: ModelSet) -> ModelSet | None:
-        """A new set when ``LATEST`` of some kind names a loadable new version, else None."""
+        """A new set when the pointer of some kind (``SERVING``, else ``LATEST``) names a
+        loadable new version, else None."""
         if not self.settings.models or time.monotonic() < self.next_poll:
             return None
         self.next_poll = time.monotonic() + self.settings.model_poll_s
         models, changed = current, False
         for kind in KINDS:
-            version = latest(self.root(kind))
+            version = pointer(self.root(kind))
             if not version or version == self.serving[kind] or version in self.refused[kind]:
                 continue
             seq = self.upserts.seq

@@ -99,3 +99,19 @@ def test_dense_and_sparse_exclusion_agree(recaller: GenerativeRecaller,
     assert np.array_equal(dense.items, sparse.items)
     for row, ex in zip(dense.items, exclude, strict=True):
         assert not set(row.tolist()) & ex
+
+
+@pytest.mark.parametrize("steer", [0.5, 2.0])
+def test_look_ahead_keeps_results_valid_and_exclusions(steer: float) -> None:
+    rec = tiny_recaller(item_loss=1.0)
+    plain = rec.recall(HISTORIES, k=8, beam=4)
+    exclude = [set(h) | {int(plain.items[u, 0])} for u, h in enumerate(HISTORIES)]
+    rec.steer = steer
+    res = rec.recall(HISTORIES, k=8, beam=4, exclude=exclude)
+    for u, ex in enumerate(exclude):
+        got = [int(i) for i in res.items[u] if i >= 0]
+        assert got and not set(got) & ex and len(set(got)) == len(got)
+        assert all(rec.trie.lookup(rec.table.sids[i]) == i for i in got)
+    wide = rec.recall(HISTORIES, k=5, beam=64)  # a beam that holds every prefix: no effect
+    rec.steer = 0.0
+    assert np.array_equal(wide.items, rec.recall(HISTORIES, k=5, beam=64).items)

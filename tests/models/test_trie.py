@@ -55,3 +55,15 @@ def test_insert_in_place_grows_and_rejects_bad_sids() -> None:
     trie.insert((1, 49, 0), 99)  # re-inserting the same pair is a no-op
     assert trie.n_items == 100
     assert trie.lookup((1, 49, 2)) == -1 and trie.lookup((5, 0, 0)) == -1
+
+
+def test_paths_follow_the_tables_and_refresh_after_insert() -> None:
+    trie = SidTrie.from_sids((4, 4, 3), [((0, 1, 0), 10), ((0, 1, 1), 11), ((2, 0, 0), 12)])
+    items, nodes = trie.paths()
+    assert sorted(items.tolist()) == [10, 11, 12] and nodes.shape == (3, 2)
+    for item, path in zip(items.tolist(), nodes.tolist(), strict=True):
+        sid = {10: (0, 1, 0), 11: (0, 1, 1), 12: (2, 0, 0)}[item]
+        assert int(trie.table(0)[0, sid[0]]) == path[0]
+        assert int(trie.table(1)[path[0], sid[1]]) == path[1]
+    trie.insert((3, 3, 0), 13)
+    assert 13 in trie.paths()[0].tolist()

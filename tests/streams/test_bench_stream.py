@@ -13,8 +13,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_cases_cover_limit_beams_and_fixed_load() -> None:
-    names = [c.name for c in cases(StreamBenchConfig(beams=(20, 5), rate=300))]
-    assert names == ["limit", "full beam 20", "full beam 5", "full beam 20 @ 300/s"]
+    names = [c.name for c in cases(StreamBenchConfig(beams=(20, 5), rates=(300, 100)))]
+    assert names == ["limit", "full beam 20", "full beam 5", "full beam 20 @ 300/s",
+                     "full beam 20 @ 100/s"]
 
 
 def test_bench_stream_runs_every_case(trained_models: Path, tmp_path: Path,
@@ -22,7 +23,7 @@ def test_bench_stream_runs_every_case(trained_models: Path, tmp_path: Path,
     data = trained_models.parent / "data"
     out = tmp_path / "bench.json"
     results = run_bench_stream(StreamBenchConfig(
-        data=str(data), model_dir=trained_models, warm_events=300, events=300, rate=100,
+        data=str(data), model_dir=trained_models, warm_events=300, events=300, rates=(100,),
         rate_seconds=2, beams=(4,), json=out))
     assert [r.name for r in results] == ["limit", "full beam 4", "full beam 4 @ 100/s"]
     assert all(r.events_per_s > 0 and r.rss_mb > 0 and r.cpu_cores > 0 for r in results)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streams.live_models import ModelWatcher, pointer
+from streams.metrics import Metrics
+from streams.promote import ArmResult, PromoteConfig, decide, run_promote
+from streams.settings import Settings
+from tests.streams.model_fixtures import copy_version
+
+
+def arm(click: float, order: float, clicks: int = 100) -> ArmResult:
+    return ArmResult("v", click, order, clicks, 100)
+
+
+def test_rule_order_must_rise_and_clicks_may_drop_less_than_ten_percent() -> None:
+    assert decide(None, arm(0.1, 0.1))[0]
+    assert decide(arm(0.20, 0.10), arm(0.19, 0.11))[0]  # -5% clicks, more orders
+    assert not decide(arm(0.20, 0.10), arm(0.17, 0.12))[0]  # -15% clicks
+    assert not decide(arm(0.20, 0.10), arm(0.30, 0.10))[0]  # orders flat
+    assert decide(arm(0.20, 0.10), arm(0.0, 0.11, clicks=0))[0]  # no click events to judge
+
+
+def test_promotion_moves_serving_and_workers_follow_it(model_dir: Path, trained_models: Path
+                                                      ) -> None:
+    data = trained_models.parent / "data"  # the walk data set the models were trained on
+    settings = Settings(model_dir=model_dir)
+    first = model_dir / "recall" / (model_dir / "recall" / "LATEST").read_text().strip()
+    doc = run_promote(PromoteConfig(first, data=str(data), events=200), settings)
+    assert doc["promoted"] and doc["champion_version"] is None and "champion" not in doc
+    assert (model_dir / "recall" / "SERVING").read_text().strip() == first.name
+
+    same = copy_version(model_dir, "recall", "29990101T000000-same")  # LATEST moves to it
+    doc = run_promote(PromoteConfig(model_dir / "recall" / same, data=str(data), events=200),
+                      settings)
+    assert not doc["promoted"] and doc["champion_version"] == first.name
+    assert doc["challenger"]["order_rate"] == doc["champion"]["order_rate"]  # same model
+    saved = json.loads((model_dir / "recall" / "promotions" / f"{same}.json").read_text())
+    assert saved["reason"] == doc["reason"]
+    assert pointer(model_dir / "recall") == first.name  # LATEST is newer, SERVING wins
+    models = ModelWatcher(settings, Metrics()).load_initial()
+    assert models.recall_version == first.name
