@@ -86,6 +86,32 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_i2i(args: argparse.Namespace) -> int:
+    _setup(args)
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from models.artifact import write_artifact
+    from models.dataset import load_dataset
+    from models.deepi2i import I2IConfig, run_i2i
+
+    ds = load_dataset(args.data)
+    cfg = I2IConfig(dim=args.dim, epochs=args.epochs, side_info=not args.no_side_info,
+                    walks_per_item=args.walks, seed=args.seed)
+    table, metrics = run_i2i(ds, cfg)
+
+    def writer(d: Path) -> None:  # [max item id + 1, 50] most similar items, row = item id
+        np.save(d / "similar.npy", table)
+
+    path = write_artifact(Path(args.out), "i2i", 1, ds.data_hash(), asdict(cfg), metrics, writer)
+    print(json.dumps(metrics))
+    print(f"i2i: HR@10 {metrics['i2i/hr@10']:.4f} (co-visitation {metrics['covisit/hr@10']:.4f}),"
+          f" long-tail query items {metrics['i2i/hr@10_tail']:.4f} (co-visitation "
+          f"{metrics['covisit/hr@10_tail']:.4f}) -> {path}")
+    return 0
+
+
 def _cmd_tune_recall(args: argparse.Namespace) -> int:
     _setup(args)
     from models.artifact import resolve, update_config
@@ -167,6 +193,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steer", type=float, default=None,
                    help="beam look-ahead by the item head (0: off; default: the artifact's)")
     p.set_defaults(func=_cmd_eval_recall)
+
+    p = sub.add_parser("train-i2i", help="DeepI2I: skip-gram item vectors with long-tail walks "
+                       "and text side information; top-50 similar-items table + HR@10")
+    _common(p)
+    p.add_argument("--out", default="artifacts/i2i")
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--walks", type=int, default=20, help="walks per long-tail item (0: none)")
+    p.add_argument("--no-side-info", action="store_true", help="without text embeddings")
+    p.set_defaults(func=_cmd_train_i2i)
 
     p = sub.add_parser("tune-recall", help="choose the decoding weights of a recall artifact "
                        "on the validation split (item-head rerank, beam look-ahead)")
