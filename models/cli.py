@@ -94,7 +94,7 @@ def _cmd_train_i2i(args: argparse.Namespace) -> int:
 
     from models.artifact import write_artifact
     from models.dataset import load_dataset
-    from models.deepi2i import I2IConfig, run_i2i
+    from models.deepi2i import FORMAT, KIND, TABLE_FILE, I2IConfig, run_i2i
 
     ds = load_dataset(args.data)
     cfg = I2IConfig(dim=args.dim, epochs=args.epochs, side_info=not args.no_side_info,
@@ -102,9 +102,10 @@ def _cmd_train_i2i(args: argparse.Namespace) -> int:
     table, metrics = run_i2i(ds, cfg)
 
     def writer(d: Path) -> None:  # [max item id + 1, 50] most similar items, row = item id
-        np.save(d / "similar.npy", table)
+        np.save(d / TABLE_FILE, table)
 
-    path = write_artifact(Path(args.out), "i2i", 1, ds.data_hash(), asdict(cfg), metrics, writer)
+    path = write_artifact(Path(args.out), KIND, FORMAT, ds.data_hash(), asdict(cfg), metrics,
+                          writer)
     print(json.dumps(metrics))
     print(f"i2i: HR@10 {metrics['i2i/hr@10']:.4f} (co-visitation {metrics['covisit/hr@10']:.4f}),"
           f" long-tail query items {metrics['i2i/hr@10_tail']:.4f} (co-visitation "

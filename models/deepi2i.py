@@ -207,3 +207,19 @@ def run_i2i(ds: Any, cfg: I2IConfig, progress: bool = True) -> tuple[np.ndarray,
     metrics = evaluate_i2i(table, seqs, cfg)
     metrics["seconds"] = round(time.time() - t0, 1)
     return table, metrics
+
+
+KIND, FORMAT, TABLE_FILE = "i2i", 1, "similar.npy"
+
+
+def load_similar(path: Any) -> np.ndarray:
+    """The validated similar-items table of an i2i artifact (a version dir or a root)."""
+    from pathlib import Path
+
+    from models.artifact import ArtifactError, load_manifest, resolve
+
+    load_manifest(Path(path), kind=KIND, fmt=FORMAT)
+    table = np.load(resolve(Path(path)) / TABLE_FILE, allow_pickle=False)
+    if table.ndim != 2 or not np.issubdtype(table.dtype, np.integer):
+        raise ArtifactError(f"{path}: {TABLE_FILE} is not a 2-D integer table")
+    return table

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KINDS = ("recall", "ranker")
+KINDS = ("recall", "ranker", "i2i")
 LATEST = "LATEST"  # newest version, written by training
 SERVING = "SERVING"  # the promoted version (``sidstream promote``); wins over LATEST
 
@@ -60,12 +60,15 @@ class ModelSet:
     ranker: RankerSession | None = None
     recall_version: str = ""
     ranker_version: str = ""
+    i2i: Any = None  # similar-items table [max item id + 1, k] (models/deepi2i.py)
+    i2i_version: str = ""
 
     @property
     def version(self) -> str:
         """``model_version`` in the Redis payload."""
         parts = [f"recall:{self.recall_version}" if self.recaller else "",
-                 f"ranker:{self.ranker_version}" if self.ranker else ""]
+                 f"ranker:{self.ranker_version}" if self.ranker else "",
+                 f"i2i:{self.i2i_version}" if self.i2i is not None else ""]
         return "+".join(p for p in parts if p) or "baseline"
 
 
@@ -184,6 +187,10 @@ def pointer(root: Path) -> str | None:
 
 def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
     """Load one artifact (raises on anything wrong with it)."""
+    if kind == "i2i":
+        from models.deepi2i import load_similar
+
+        return load_similar(directory)
     if kind == "recall":
         from models.recaller import GenerativeRecaller
 
@@ -276,6 +283,8 @@ class ModelWatcher:
         self.serving[kind] = version
         if kind == "recall":
             return replace(models, recaller=obj, recall_version=version)
+        if kind == "i2i":
+            return replace(models, i2i=obj, i2i_version=version)
         return replace(models, ranker=obj, ranker_version=version)
 
     def _publish(self, models: ModelSet) -> None:
@@ -293,10 +302,15 @@ class ModelWatcher:
 
 
 def _only(kind: str, obj: Any) -> ModelSet:
-    return ModelSet(recaller=obj) if kind == "recall" else ModelSet(ranker=obj)
+    """A set holding just ``obj`` (catalogue upserts concern the recaller and the ranker)."""
+    if kind == "recall":
+        return ModelSet(recaller=obj)
+    return ModelSet(ranker=obj) if kind == "ranker" else ModelSet()
 
 
 def current_version(models: ModelSet, kind: str) -> str:
     if kind == "recall":
         return models.recall_version if models.recaller else ""
+    if kind == "i2i":
+        return models.i2i_version if models.i2i is not None else ""
     return models.ranker_version if models.ranker else ""

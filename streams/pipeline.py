@@ -21,6 +21,7 @@ from streams.covisit import TYPE_WEIGHTS, CoVisitation
 from streams.debounce import Debouncer
 from streams.events import Event, Limits, Rejected, parse_event
 from streams.generative import GENERATIVE, GenerativeChannel, RecallRequest
+from streams.i2i import I2I, i2i_channel
 from streams.live_models import ModelSet
 from streams.metrics import Metrics
 from streams.output import RecList
@@ -99,9 +100,9 @@ class Pipeline:
                                         settings.ordered_cap)
         self.recall_cfg = RecallConfig(history_items=settings.history_items)
         self.weights = {GENERATIVE: 1.0, COVISIT: settings.weight_covisit,
-                        POPULAR: settings.weight_popular}
+                        I2I: settings.weight_i2i, POPULAR: settings.weight_popular}
         self.quotas = {GENERATIVE: settings.quota_generative, COVISIT: settings.quota_covisit,
-                       POPULAR: settings.quota_popular}
+                       I2I: settings.quota_i2i, POPULAR: settings.quota_popular}
         self.blend = BlendWeights(settings.w_click, settings.w_order, settings.w_value)
         self.models = ModelSet()  # swapped as a whole by streams.live_models.ModelWatcher
         self.generative = GenerativeChannel(metrics, settings.recall_cache_users)
@@ -167,9 +168,13 @@ class Pipeline:
                         [RecallRequest(k, st, excluded[k]) for k, st in states.items()],
                         self.quotas[GENERATIVE], self.settings.beam)
             popular = popular_channel(self.popularity, self.recall_cfg)  # same for everyone
-            channels = {k: {GENERATIVE: gen.get(k, {}),
-                            COVISIT: covisit_channel(st, self.covis, self.recall_cfg),
-                            POPULAR: popular} for k, st in states.items()}
+            channels: dict[str, dict[str, Channel]] = {}
+            for k, st in states.items():  # dict order = channel priority for the quotas
+                channels[k] = {GENERATIVE: gen.get(k, {}),
+                               COVISIT: covisit_channel(st, self.covis, self.recall_cfg)}
+                if models.i2i is not None and self.quotas[I2I] > 0:
+                    channels[k][I2I] = i2i_channel(st, models.i2i, self.recall_cfg)
+                channels[k][POPULAR] = popular
         with self._stage("rank"):
             if models.ranker is None:
                 return {k: merge_channels(ch, self.weights, excluded[k], self.settings.rec_size)

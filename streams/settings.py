@@ -58,6 +58,7 @@ class Settings:
     exclude_seen: bool = True  # also drop items in the kept sequence (ordered ones always)
     weight_covisit: float = 1.0
     weight_popular: float = 0.15
+    weight_i2i: float = 0.5
     # --- models (generative recall + ONNX ranker; see streams/live_models.py) ---
     models: bool = True  # load artifacts from model_dir/recall and model_dir/ranker
     model_poll_s: float = 10.0  # how often the worker looks for a newer artifact
@@ -67,6 +68,7 @@ class Settings:
     beam: int = 20  # generative recall beam width
     quota_generative: int = 50  # candidates per channel before ranking
     quota_covisit: int = 50
+    quota_i2i: int = 30  # the DeepI2I table's channel, when an i2i artifact is loaded
     quota_popular: int = 20  # also fills lists of users with too few other candidates
     # ranking blend: w_click * pCTR + w_order * pCTCVR + w_value * price * pCTCVR
     w_click: float = 1.0
@@ -105,6 +107,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise ValueError(f"SIDSTREAM_{name.upper()} must be positive")
         for name in ("model_threads", "quota_generative", "quota_covisit", "quota_popular",
+                     "quota_i2i",
                      "debounce_ms",
                      "recall_cache_users", "prefix_cache_tokens", "w_click", "w_order", "w_value"):
             if getattr(self, name) < 0:

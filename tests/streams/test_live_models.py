@@ -85,3 +85,29 @@ def test_upsert_gives_sid_and_ranker_row_and_keeps_known_sids(model_dir: Path) -
     assert 45 in rec.table.sids and rec.trie.n_items == 41
     assert ranker.features.table[45][0] == ranker.features.unknown_id  # untrained id
     assert (ranker.features.table[45][4:6] > 0).all()  # its SID codes are features
+
+
+def write_i2i(model_dir: Path, version: str = "20990101T000000-i2i") -> np.ndarray:
+    """A similar-items table artifact: the walk's neighbours (i -> i+1, i+2 ...)."""
+    from models.artifact import write_artifact
+    from models.deepi2i import FORMAT, KIND, TABLE_FILE
+
+    table = np.zeros((41, 5), np.int64)
+    for i in range(1, 41):
+        table[i] = [(i + j - 1) % 40 + 1 for j in range(1, 6)]
+    write_artifact(model_dir / "i2i", KIND, FORMAT, "hash", {}, {},
+                   lambda d: np.save(d / TABLE_FILE, table), version=version)
+    return table
+
+
+def test_i2i_table_is_served_and_refreshed(model_dir: Path) -> None:
+    write_i2i(model_dir)
+    w = _watcher(model_dir)
+    models = w.load_initial()
+    assert models.i2i is not None and models.i2i[3, 0] == 4
+    assert models.version.endswith("+i2i:20990101T000000-i2i")
+    write_i2i(model_dir, "20990102T000000-i2i")
+    w.next_poll = 0.0
+    new = asyncio.run(w.poll(models))
+    assert new is not None and new.i2i_version == "20990102T000000-i2i"
+    assert new.recaller is models.recaller

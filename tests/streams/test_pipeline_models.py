@@ -171,3 +171,14 @@ def test_returning_users_reuse_their_encoded_history(model_dir: Path) -> None:
         out = pipe.process([rec("u8", item, n=n)], table.get)
         table.update({k: v for k, (_, v) in out.states.items()})
     assert recaller.prefix_cache.misses == 1 and recaller.prefix_cache.hits == 2
+
+
+def test_i2i_channel_brings_table_neighbours(model_dir: Path) -> None:
+    from streams.i2i import I2I
+    from tests.streams.test_live_models import write_i2i
+
+    write_i2i(model_dir)
+    pipe, _, _ = make(model_dir, quota_generative=0, quota_covisit=0, quota_popular=0)
+    out = pipe.process([rec("u9", 10, n=1)], {}.get)
+    items = {c.item_id: c.source for c in lists_of(out)["u9"]}
+    assert items == {11: I2I, 12: I2I, 13: I2I, 14: I2I, 15: I2I}
