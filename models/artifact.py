@@ -94,22 +94,24 @@ def write_artifact(root: Path, kind: str, fmt: int, data_hash: str, config: dict
     return final
 
 
-def update_metrics(path: Path, metrics: dict[str, Any]) -> None:
-    """Merge ``metrics`` into an existing manifest (files are unchanged)."""
+def _update_manifest(path: Path, section: str, values: dict[str, Any]) -> None:
+    """Merge ``values`` into one section of an existing manifest, atomically (files are
+    unchanged, so their checksums still hold)."""
     man = json.loads((Path(path) / MANIFEST).read_text())
-    man["metrics"].update(metrics)
+    man[section].update(values)
     tmp = Path(path) / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(man, indent=2, sort_keys=True))
     tmp.replace(Path(path) / MANIFEST)
+
+
+def update_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    """Merge ``metrics`` into an existing manifest."""
+    _update_manifest(path, "metrics", metrics)
 
 
 def update_config(path: Path, config: dict[str, Any]) -> None:
     """Merge ``config`` into an existing manifest's config (decoding settings tuned later)."""
-    man = json.loads((Path(path) / MANIFEST).read_text())
-    man["config"].update(config)
-    tmp = Path(path) / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(man, indent=2, sort_keys=True))
-    tmp.replace(Path(path) / MANIFEST)
+    _update_manifest(path, "config", config)
 
 
 def resolve(path: Path) -> Path:

@@ -86,7 +86,7 @@ async def handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
 
 async def _handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
     start = time.perf_counter()
-    outcome = rt.pipeline.process([record_of(e) for e in events], _loader(rt))
+    outcome = rt.pipeline.process([record_of(e) for e in events], rt.table.get)
     if outcome.rejects:
         with_stage = time.perf_counter()
         await send_rejects(rt, outcome.rejects)
@@ -104,17 +104,13 @@ async def _handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
     mark_processed(rt, events)
 
 
-def _loader(rt: Runtime) -> Any:
-    return rt.table.get
-
-
 async def run_deferred(rt: Runtime) -> None:
     """Recomputes the debounce postponed whose time has come (no new events needed)."""
     if not rt.pipeline.debounce.deferred:
         return
     rt.inflight += 1
     try:
-        outcome = rt.pipeline.process([], _loader(rt))
+        outcome = rt.pipeline.process([], rt.table.get)
         if outcome.lists:
             await rt.writer.write(outcome.lists)
     finally:
