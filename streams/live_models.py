@@ -223,7 +223,7 @@ class ModelWatcher:
         self._threads()
         for kind in KINDS:
             for version in artifact_versions(self.root(kind)):
-                obj = self._try_load(kind, version)
+                obj = self.try_load(kind, version)
                 if obj is not None:
                     models = self._with(models, kind, obj, version)
                     break
@@ -262,12 +262,13 @@ class ModelWatcher:
 
     def _load_for_swap(self, kind: str, version: str, metas: list[ItemMeta],
                        vectors: list[Any]) -> Any:
-        obj = self._try_load(kind, version)
+        obj = self.try_load(kind, version)
         if obj is not None:  # give it the catalogue as the serving model knows it
             apply_upserts(_only(kind, obj), metas, UpsertLog(), vectors)
         return obj
 
-    def _try_load(self, kind: str, version: str) -> Any:
+    def try_load(self, kind: str, version: str) -> Any:
+        """The artifact, or None after logging and counting the refusal."""
         directory = self.root(kind) / version
         try:
             obj = load_kind(kind, directory, self.settings)
@@ -281,11 +282,7 @@ class ModelWatcher:
 
     def _with(self, models: ModelSet, kind: str, obj: Any, version: str) -> ModelSet:
         self.serving[kind] = version
-        if kind == "recall":
-            return replace(models, recaller=obj, recall_version=version)
-        if kind == "i2i":
-            return replace(models, i2i=obj, i2i_version=version)
-        return replace(models, ranker=obj, ranker_version=version)
+        return with_model(models, kind, obj, version)
 
     def _publish(self, models: ModelSet) -> None:
         self.metrics.model_info.clear()
@@ -299,6 +296,15 @@ class ModelWatcher:
 
         if self.settings.model_threads > 0:  # else torch's default: one thread per core
             torch.set_num_threads(self.settings.model_threads)
+
+
+def with_model(models: ModelSet, kind: str, obj: Any, version: str) -> ModelSet:
+    """``models`` with ``kind`` replaced by ``obj`` at ``version``."""
+    if kind == "recall":
+        return replace(models, recaller=obj, recall_version=version)
+    if kind == "i2i":
+        return replace(models, i2i=obj, i2i_version=version)
+    return replace(models, ranker=obj, ranker_version=version)
 
 
 def _only(kind: str, obj: Any) -> ModelSet:

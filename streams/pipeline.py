@@ -232,19 +232,19 @@ class Pipeline:
                 continue
             for ev in result.applied:
                 out.items.add(ev.item_id)
-                weight = TYPE_WEIGHTS[ev.type]
-                self.covis.update(before, ev.item_id, weight)
-                self.popularity.add(ev.item_id, weight, ev.ts)
-                before.append(ev.item_id)
+                self.learn(before, ev)
                 self.metrics.events.labels(ev.type).inc()
             out.applied += len(result.applied)
             out.states[key] = (batch.partition, state.to_json())
         return touched
 
-    def _channels(self, state: UserState, popular: dict[Any, float]
-                  ) -> dict[str, dict[Any, float]]:
-        return {COVISIT: covisit_channel(state, self.covis, self.recall_cfg),
-                POPULAR: popular}
+    def learn(self, before: list[Any], ev: Event) -> None:
+        """An applied event into co-visitation (with the user's ``before`` items, which it
+        extends) and popularity, weighted by event type."""
+        weight = TYPE_WEIGHTS[ev.type]
+        self.covis.update(before, ev.item_id, weight)
+        self.popularity.add(ev.item_id, weight, ev.ts)
+        before.append(ev.item_id)
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:

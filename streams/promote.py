@@ -21,12 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from streams.covisit import CoVisitation
-from streams.live_models import SERVING, ModelSet, ModelWatcher, artifact_versions, latest
+from streams.events import Event
+from streams.live_models import (
+    SERVING,
+    ModelSet,
+    ModelWatcher,
+    artifact_versions,
+    latest,
+    with_model,
+)
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.popularity import DecayedPopularity
 from streams.settings import Settings
-from streams.state import SeqEvent, UserState
+from streams.state import UserState, apply_events
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +123,10 @@ def run_promote(cfg: PromoteConfig, settings: Settings | None = None) -> dict[st
 
 def _with(watcher: ModelWatcher, serving: ModelSet, kind: str, version: str
           ) -> tuple[ModelSet, str]:
-    obj = watcher._try_load(kind, version)
+    obj = watcher.try_load(kind, version)
     if obj is None:
         raise ValueError(f"{kind} artifact {version} does not load (see the log)")
-    field = "recaller" if kind == "recall" else "ranker"
-    return replace(serving, **{field: obj, f"{kind}_version": version}), version
+    return with_model(serving, kind, obj, version), version
 
 
 def _replay(cfg: PromoteConfig) -> tuple[list[Any], list[Any]]:
@@ -135,13 +142,14 @@ def _replay(cfg: PromoteConfig) -> tuple[list[Any], list[Any]]:
 def _evaluate(models: ModelSet, replay: tuple[list[Any], list[Any]], settings: Settings,
               k: int, version: str) -> ArmResult:
     before, window = replay
-    covis, pop = CoVisitation(), DecayedPopularity(settings.popularity_half_life_s)
+    now = [0.0]  # replay time: one second per event
+    pipe = Pipeline(replace(settings, rec_size=k), CoVisitation(),
+                    DecayedPopularity(settings.popularity_half_life_s), Metrics(),
+                    clock=lambda: now[0])
+    pipe.models = models
     states: dict[str, UserState] = {}
     for ts, it in enumerate(before):
-        _apply(states, it, ts, covis, pop)
-    now = [0.0]  # replay time: one second per event
-    pipe = Pipeline(replace(settings, rec_size=k), covis, pop, Metrics(), clock=lambda: now[0])
-    pipe.models = models
+        _apply(pipe, states, it, ts)
     hits = {"click": 0, "order": 0}
     seen = {"click": 0, "order": 0}
     batch: list[Any] = []
@@ -150,7 +158,7 @@ def _evaluate(models: ModelSet, replay: tuple[list[Any], list[Any]], settings: S
             now[0] = float(ts)
             _score(pipe, states, batch, hits, seen)
             for j, b in enumerate(batch):
-                _apply(states, b, ts - len(batch) + j, covis, pop)
+                _apply(pipe, states, b, ts - len(batch) + j)
             batch = []
         batch.append(it)
     now[0] = float(len(before) + len(window))
@@ -159,15 +167,14 @@ def _evaluate(models: ModelSet, replay: tuple[list[Any], list[Any]], settings: S
                      hits["order"] / max(seen["order"], 1), seen["click"], seen["order"])
 
 
-def _apply(states: dict[str, UserState], it: Any, ts: int, covis: CoVisitation,
-           pop: DecayedPopularity) -> None:
+def _apply(pipe: Pipeline, states: dict[str, UserState], it: Any, ts: int) -> None:
+    """One replayed interaction into the user's state and the cheap channels, as the stream
+    applies an event (``apply_events`` + ``Pipeline.learn``)."""
     st = states.setdefault(str(it.user_id), UserState(it.user_id))
-    covis.update([e.item_id for e in st.seq[-5:]], it.item_id, 1.0)
-    pop.add(it.item_id, 1.0, ts * 1000)
-    st.seq = [*st.seq, SeqEvent(it.item_id, it.type, ts * 1000)][-50:]
-    if it.type == "order":
-        st.ordered.append(it.item_id)
-    st.last_ts = ts * 1000
+    ev = Event(f"{it.user_id}:{it.position}", it.user_id, it.item_id, it.type, ts * 1000, None)
+    before = [e.item_id for e in st.seq]
+    apply_events(st, [ev], pipe.state_limits)
+    pipe.learn(before, ev)
 
 
 def _score(pipe: Pipeline, states: dict[str, UserState], batch: list[Any],
