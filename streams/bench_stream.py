@@ -37,8 +37,8 @@ from typing import Any
 from infra.embedded import embedded_stack, free_port
 from infra.worker_process import WorkerProcess
 from models.dataset import load_dataset
-from streams.events import Event, event_to_json
-from streams.replay import interactions, make_producer
+from streams.events import event_to_json
+from streams.replay import event_of, interactions, make_producer, pace
 from streams.scrape import Snapshot, processed
 from streams.settings import EVENTS_TOPIC, Settings
 from streams.topics import ensure_topics
@@ -126,23 +126,15 @@ def _model_dir(cfg: StreamBenchConfig, workdir: Path) -> Path:
     return models
 
 
-def _events(ds: Any, order: list[Any], start: int, n: int) -> list[tuple[bytes, Any]]:
-    """(key, interaction) pairs; each event is serialised when sent (fresh timestamp)."""
-    return [(str(it.user_id).encode(), it) for it in order[start: start + n]]
-
-
-def _produce(settings: Settings, ds: Any, todo: list[tuple[bytes, Any]], rate: float) -> None:
+def _produce(settings: Settings, ds: Any, todo: list[Any], rate: float) -> None:
+    """Send interactions as events, each stamped when sent (freshness counts from there)."""
     producer = make_producer(settings)
     start = time.monotonic()
     try:
-        for sent, (key, it) in enumerate(todo):
-            if rate > 0:
-                ahead = start + sent / rate - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
-            ev = Event(f"{ds.name}:{it.user_id}:{it.position}", it.user_id, it.item_id, it.type,
-                       int(time.time() * 1000), ds.items[it.item_id].price)
-            producer.send(EVENTS_TOPIC, key=key, value=event_to_json(ev))
+        for sent, it in enumerate(todo):
+            pace(start, sent, rate)
+            ev = event_of(ds, it)
+            producer.send(EVENTS_TOPIC, key=ev.user_key.encode(), value=event_to_json(ev))
         producer.flush()
     finally:
         producer.close()
@@ -159,7 +151,7 @@ def _run_case(case: Case, cfg: StreamBenchConfig, ds: Any, order: list[Any], n: 
         ensure_topics(settings)
         warm = WorkerProcess({**env, "SIDSTREAM_MODELS": "false"}, workdir / "warm.log").start()
         warm.wait_ready(timeout_s=120)
-        _produce(settings, ds, _events(ds, order, 0, cfg.warm_events), 0.0)
+        _produce(settings, ds, order[: cfg.warm_events], 0.0)
         warm.wait_processed(cfg.warm_events, timeout_s=900)
         warm.stop()
         # measured with the producer batching a real Kafka gets: Tansu's end-offset quirk
@@ -169,12 +161,12 @@ def _run_case(case: Case, cfg: StreamBenchConfig, ds: Any, order: list[Any], n: 
                                workdir / "worker.log").start()
         try:
             worker.wait_ready(timeout_s=300)
-            return _measure(case, settings, ds, _events(ds, order, cfg.warm_events, n), worker)
+            return _measure(case, settings, ds, order[cfg.warm_events: cfg.warm_events + n], worker)
         finally:
             worker.stop()
 
 
-def _measure(case: Case, settings: Settings, ds: Any, todo: list[tuple[bytes, Any]],
+def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
              worker: WorkerProcess) -> CaseResult:
     assert worker.proc is not None
     pid, n = worker.proc.pid, len(todo)

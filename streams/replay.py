@@ -95,8 +95,22 @@ def iter_events(ds: SeqDataset, cfg: ReplayConfig) -> Iterator[Event]:
     if cfg.limit:
         todo = todo[: cfg.limit]
     for it in todo:
-        yield Event(f"{ds.name}:{it.user_id}:{it.position}", it.user_id, it.item_id, it.type,
-                    int(time.time() * 1000), ds.items[it.item_id].price)
+        yield event_of(ds, it)
+
+
+def event_of(ds: SeqDataset, it: Interaction) -> Event:
+    """A replayed interaction as a contract event, stamped with the current time."""
+    return Event(f"{ds.name}:{it.user_id}:{it.position}", it.user_id, it.item_id, it.type,
+                 int(time.time() * 1000), ds.items[it.item_id].price)
+
+
+def pace(start: float, sent: int, rate: float) -> None:
+    """Sleep until event number ``sent`` is due at ``rate`` events/s after ``start`` (monotonic
+    time): paced against the schedule, not per event. No-op for ``rate`` 0."""
+    if rate > 0:
+        ahead = start + sent / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 def run_replay(cfg: ReplayConfig, settings: Settings | None = None) -> ReplayStats:
@@ -115,10 +129,7 @@ def run_replay(cfg: ReplayConfig, settings: Settings | None = None) -> ReplaySta
         sent = 0
         with tqdm(total=total, desc=f"replay {ds.name}", unit="ev") as bar:
             for ev in iter_events(ds, cfg):
-                if cfg.rate > 0:  # pace against the schedule, not per event
-                    ahead = start + sent / cfg.rate - time.monotonic()
-                    if ahead > 0:
-                        time.sleep(ahead)
+                pace(start, sent, cfg.rate)
                 producer.send(EVENTS_TOPIC, key=ev.user_key.encode(), value=event_to_json(ev))
                 sent += 1
                 if sent % 500 == 0:
