@@ -50,14 +50,8 @@ def ensure_demo_models(root: Path = DEMO_DIR, threads: int = 2) -> Path:
 
 
 def _train_ranker(root: Path, threads: int) -> None:
-    import argparse
+    from streams.cli import main
 
-    from export.cli import add_commands
-
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers())
-    args = parser.parse_args(["train-ranker", MOVIELENS, "--out", str(root / "ranker"),
-                              "--sid-artifact", str(root / "recall"), "--epochs", "3",
-                              "--threads", str(threads)])
-    if args.func(args) != 0:
+    if main(["train-ranker", MOVIELENS, "--out", str(root / "ranker"), "--sid-artifact",
+             str(root / "recall"), "--epochs", "3", "--threads", str(threads)]) != 0:
         raise RuntimeError("demo ranker training failed")

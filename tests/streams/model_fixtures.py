@@ -7,7 +7,6 @@ texts with MiniLM; the recall model and the ranker are trained by the same funct
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -54,15 +53,11 @@ def build_model_dir(root: Path) -> Path:
                             item_weights=(1.0,))
     models = root / "models"
     run_train_recall(ds, tok, models / "recall", cfg, progress=False, test=False)
-    from export.cli import add_commands
+    from streams.cli import main
 
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers())
-    args = parser.parse_args(["train-ranker", str(data), "--out", str(models / "ranker"),
-                              "--sid-artifact", str(models / "recall"), "--epochs", "1",
-                              "--d", "8", "--hidden", "8", "--max-hist", "8",
-                              "--eval-users", "20"])
-    assert args.func(args) == 0
+    assert main(["train-ranker", str(data), "--out", str(models / "ranker"), "--sid-artifact",
+                 str(models / "recall"), "--epochs", "1", "--d", "8", "--hidden", "8",
+                 "--max-hist", "8", "--eval-users", "20"]) == 0
     return models
 
 
