@@ -56,10 +56,12 @@ class _Excluder:
         users = torch.tensor([p[0] for p in pairs], dtype=torch.long)
         items = torch.tensor([p[1] for p in pairs], dtype=torch.long)
         self.dense: torch.Tensor | None = None
+        self.keys = torch.zeros(0, dtype=torch.long)
         if n_users * self.m <= self.DENSE_LIMIT:
             self.dense = torch.zeros(n_users, self.m, dtype=torch.bool)
             self.dense[users, items] = True
-        self.keys = torch.sort(users * self.m + items).values
+        else:
+            self.keys = torch.sort(users * self.m + items).values
         self.n_users = n_users
 
     def mask(self, items: torch.Tensor) -> torch.Tensor:

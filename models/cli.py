@@ -117,14 +117,13 @@ def _cmd_tune_recall(args: argparse.Namespace) -> int:
     _setup(args)
     from models.artifact import resolve, update_config
     from models.dataset import load_dataset
-    from models.recall_data import leave_one_out
     from models.recaller import GenerativeRecaller
-    from models.train_recall import RecallTrainConfig, _sample, tune_decoding
+    from models.train_recall import RecallTrainConfig, tune_decoding, validation_sample
 
     rec = GenerativeRecaller.load(args.artifact)
-    cfg = RecallTrainConfig(eval_users=args.eval_users, beam=args.beam, seed=args.seed)
-    valid = _sample(leave_one_out(load_dataset(args.data), "valid", rec.max_hist),
-                    cfg.eval_users, cfg.seed)
+    cfg = RecallTrainConfig(eval_users=args.eval_users, beam=args.beam, seed=args.seed,
+                            max_hist=rec.max_hist)
+    valid = validation_sample(load_dataset(args.data), cfg)
     weight, steer = tune_decoding(rec, valid, cfg)
     update_config(resolve(Path(args.artifact)), {"item_weight": weight, "steer": steer})
     print(f"item_weight {weight:g}, steer {steer:g} (validation sample of {len(valid.targets)}"

@@ -69,6 +69,11 @@ def _sample(data: Split, n: int, seed: int) -> Split:
                  [data.seen[i] for i in idx])
 
 
+def validation_sample(ds: SeqDataset, cfg: RecallTrainConfig) -> Split:
+    """The fixed validation sample for early stopping and decoding tuning."""
+    return _sample(leave_one_out(ds, "valid", cfg.max_hist), cfg.eval_users, cfg.seed)
+
+
 def build_model(table_vocab: tuple[int, ...], n_rows: int, cfg: RecallTrainConfig) -> SIDGPT:
     gcfg = replace(cfg.gen, vocab_sizes=table_vocab, max_items=cfg.max_hist + 1,
                    n_items=n_rows if cfg.id_embedding else 0,
@@ -104,7 +109,7 @@ def fit(rec: GenerativeRecaller, ds: SeqDataset, cfg: RecallTrainConfig, progres
     rng = np.random.default_rng(cfg.seed)
     model = rec.model
     seqs = [rec.tokens.rows(w) for w in train_windows(ds, cfg.max_hist + 1)]
-    valid = _sample(leave_one_out(ds, "valid", cfg.max_hist), cfg.eval_users, cfg.seed)
+    valid = validation_sample(ds, cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.98))
     per_epoch = math.ceil(len(seqs) / cfg.batch_size)
