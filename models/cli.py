@@ -141,6 +141,35 @@ def _cmd_bench_recall(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_coldstart(args: argparse.Namespace) -> int:
+    _setup(args)
+    from models.coldstart import ColdStartConfig
+    from models.dataset import load_dataset
+    from models.eval_coldstart import ColdStartEvalConfig, format_results, run_eval_coldstart
+    from models.profile_train import ProfileTrainConfig
+    from models.rqvae import RQVAEConfig
+    from models.train_tokenizer import TokenizerTrainConfig, run_train_tokenizer
+
+    ds, out = load_dataset(args.data), Path(args.out)
+    tok = Path(args.tokenizer) if args.tokenizer else run_train_tokenizer(
+        ds, out / "tokenizer", TokenizerTrainConfig(
+            rqvae=RQVAEConfig(codebook_size=args.codebook_size), epochs=150, seed=args.seed))
+    cfg = ColdStartEvalConfig(
+        train=ProfileTrainConfig(epochs=args.epochs, seed=args.seed),
+        cold=ColdStartConfig(levels=args.levels, prefixes=args.prefixes, epsilon=args.epsilon,
+                             bandit=args.bandit),
+        test_frac=args.test_frac, seed=args.seed)
+    res = run_eval_coldstart(ds, tok, cfg, out / "recall")
+    (out / "eval-coldstart.json").write_text(json.dumps(res, indent=2))
+    print(format_results(res))
+    one = res["shown"][str(cfg.shown[0])]
+    print(f"cold start, 0 events: HR@10 profile {one['profile: generative']['recall@10']:.4f}"
+          f" / no profile {one['no profile: generative']['recall@10']:.4f} / popularity "
+          f"{one['popularity']['recall@10']:.4f}; {res['test_users']} held-out users, "
+          f"{res['wall_s']:.0f} s -> {out / 'eval-coldstart.json'}")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
     if data:
         p.add_argument("--data", default=BEAUTY, help="shared-format data set directory")
@@ -211,6 +240,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=20)
     p.add_argument("--eval-users", type=int, default=3000)
     p.set_defaults(func=_cmd_tune_recall)
+
+
+    p = sub.add_parser("eval-coldstart", help="cold-start recall from user profiles on "
+                       "MovieLens-100k: profile model vs no-profile model vs popularity")
+    _common(p)
+    p.set_defaults(data="movielens")
+    p.add_argument("--out", default="artifacts/coldstart",
+                   help="tokenizer, profile recall artifact and eval-coldstart.json go here")
+    p.add_argument("--tokenizer", default=None, help="tokenizer artifact (default: train one)")
+    p.add_argument("--codebook-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--test-frac", type=float, default=0.2)
+    p.add_argument("--levels", type=int, default=1, help="SID levels of a generated prefix")
+    p.add_argument("--prefixes", type=int, default=5, help="prefixes generated per user")
+    p.add_argument("--epsilon", type=float, default=0.01,
+                   help="bandit score threshold (UCB of a SKU's share of its product's demand)")
+    p.add_argument("--bandit", choices=("ucb", "thompson"), default="ucb")
+    p.set_defaults(func=_cmd_eval_coldstart)
 
 
 def add_bench_commands(bench_sub: argparse._SubParsersAction) -> None:

@@ -37,6 +37,22 @@ class GenConfig:
     # auxiliary next-item softmax at item boundaries, tied to the item-id embedding (needs
     # n_items); its log-prob is added to the SID log-prob when ranking the beam's candidates
     item_loss: float = 0.0
+    # codes per profile/context field (models/profile.py), read as one token each before BOS;
+    # () = no profile tokens (the plain model)
+    profile_sizes: tuple[int, ...] = ()
+
+    @property
+    def n_profile(self) -> int:
+        return len(self.profile_sizes)
+
+    @property
+    def profile_offsets(self) -> tuple[int, ...]:
+        """Token id of each profile field's code 0 (after the SID vocabulary)."""
+        out, acc = [], 2 + sum(self.vocab_sizes)
+        for v in self.profile_sizes:
+            out.append(acc)
+            acc += v
+        return tuple(out)
 
     @property
     def levels(self) -> int:
@@ -52,7 +68,7 @@ class GenConfig:
 
     @property
     def vocab(self) -> int:
-        return 2 + sum(self.vocab_sizes)
+        return 2 + sum(self.vocab_sizes) + sum(self.profile_sizes)
 
 
 class TokenBatch(NamedTuple):
@@ -222,11 +238,13 @@ class SIDGPT(nn.Module):
         """Mean next-token CE over all non-ignored positions (position p predicts level
         p % L), plus ``item_loss`` x the next-item CE at item boundaries."""
         h, _ = self(batch.tok, batch.pos, batch.iid)
-        lv = self.cfg.levels
+        lv, target = self.cfg.levels, batch.target
+        if self.cfg.n_profile:  # the profile tokens predict nothing
+            h, target = h[:, self.cfg.n_profile:].contiguous(), target[:, self.cfg.n_profile:]
         b, t, d = h.shape
         h = h.view(b, t // lv, lv, d)
         aux = self._item_loss(h[:, :, 0], batch.next_item) if self.has_item_head else 0.0
-        tgt = batch.target.view(b, t // lv, lv)
+        tgt = target.reshape(b, t // lv, lv)
         total, count = h.new_zeros(()), 0
         for level in range(lv):
             y = tgt[:, :, level].reshape(-1)

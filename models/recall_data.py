@@ -100,31 +100,49 @@ def _encode(rows: np.ndarray, tokens: np.ndarray, lv: int, n_id_rows: int, full:
     return tok, pos, iid
 
 
-def make_batch(seqs: Sequence[np.ndarray], it: ItemTokens, cfg: GenConfig, train: bool
-               ) -> tuple[TokenBatch, torch.Tensor]:
+def make_batch(seqs: Sequence[np.ndarray], it: ItemTokens, cfg: GenConfig, train: bool,
+               profiles: Sequence[np.ndarray] | None = None) -> tuple[TokenBatch, torch.Tensor]:
     """Right-padded batch; with ``train`` targets are every next token, else the prefix for
-    generation. Also returns the lengths [B]."""
+    generation. Also returns the lengths [B]. A model with profile tokens gets each
+    sequence's field codes (``profiles[b]``, models/profile.py; None: all unknown) first."""
     lv, off = cfg.levels, np.array(cfg.offsets)
     enc = [_encode(r, it.tokens, lv, cfg.n_items, full=not train) for r in seqs]
+    if cfg.n_profile:
+        enc = [_with_profile(e, None if profiles is None else profiles[b], cfg)
+               for b, e in enumerate(enc)]
     t = max(len(e[0]) for e in enc)
     tok, pos, iid = (np.zeros((len(enc), t), np.int64) for _ in range(3))
     tgt = np.full((len(enc), t), -100, np.int64)
-    nxt = np.full((len(enc), -(-t // lv)), -100, np.int64)
+    nxt = np.full((len(enc), -(-(t - cfg.n_profile) // lv)), -100, np.int64)
     for b, ((tk, ps, ii), rows) in enumerate(zip(enc, seqs, strict=True)):
         tok[b, : len(tk)], pos[b, : len(tk)], iid[b, : len(tk)] = tk, ps, ii
         if train:
-            tgt[b, : len(tk)] = (it.tokens[rows] - off).reshape(-1)
+            tgt[b, cfg.n_profile: len(tk)] = (it.tokens[rows] - off).reshape(-1)
             nxt[b, : len(rows)] = np.where(rows < cfg.n_items, rows, -100)
     lengths = torch.tensor([len(e[0]) for e in enc])
     batch = TokenBatch(*(torch.from_numpy(a) for a in (tok, pos, iid, tgt, nxt)))
     return batch, lengths
 
 
+def _with_profile(enc: tuple[np.ndarray, np.ndarray, np.ndarray], codes: np.ndarray | None,
+                  cfg: GenConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Profile tokens (position 0, no item id) before BOS."""
+    head = np.array(cfg.profile_offsets, np.int64)
+    if codes is not None:
+        head = head + np.asarray(codes, np.int64)
+    zero = np.zeros(cfg.n_profile, np.int64)
+    return (np.concatenate([head, enc[0]]), np.concatenate([zero, enc[1]]),
+            np.concatenate([zero, enc[2]]))
+
+
 def train_batches(seqs: list[np.ndarray], it: ItemTokens, cfg: GenConfig, batch_size: int,
-                  rng: np.random.Generator) -> Iterator[TokenBatch]:
-    """Length-bucketed shuffled batches (sorting by length cuts padding roughly in half)."""
+                  rng: np.random.Generator, profiles: np.ndarray | None = None
+                  ) -> Iterator[TokenBatch]:
+    """Length-bucketed shuffled batches (sorting by length cuts padding roughly in half);
+    ``profiles`` [N, F]: each sequence's profile field codes (profile models)."""
     order = rng.permutation(len(seqs))
     order = order[np.argsort([len(seqs[i]) for i in order], kind="stable")]
     chunks = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
     for c in rng.permutation(len(chunks)):
-        yield make_batch([seqs[i] for i in chunks[c]], it, cfg, train=True)[0]
+        prof = None if profiles is None else [profiles[i] for i in chunks[c]]
+        yield make_batch([seqs[i] for i in chunks[c]], it, cfg, train=True, profiles=prof)[0]

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from models.artifact import ArtifactError, Manifest, load_manifest, resolve, write_artifact
-from models.beam import RecallResult, RowMap, encode_prefix, search
+from models.beam import Encoded, RecallResult, RowMap, encode_prefix, search
 from models.embeddings import encode_texts
 from models.generative import SIDGPT, GenConfig
 from models.prefix_cache import PrefixCache
+from models.profile import ProfileVocab
 from models.recall_data import ItemTokens, make_batch
 from models.rqvae import RQVAE
 from models.sid import SidTable
@@ -52,6 +53,8 @@ class GenerativeRecaller:
         self.rerank = 1.0  # weight of the item head's log-prob in the final score (0: off)
         self.prefix_cache: PrefixCache | None = None
         self.steer = 0.0  # beam selection look-ahead by the item head (see models/beam.search)
+        # field values of a profile model's tokens (models/profile.py); None: plain model
+        self.profile_vocab: ProfileVocab | None = None
 
     @property
     def n_items(self) -> int:
@@ -68,11 +71,13 @@ class GenerativeRecaller:
     @torch.no_grad()
     def recall(self, histories: list[list[int]], k: int = 10, beam: int = 20,
                exclude: list[set[int]] | None = None, batch_size: int = 256,
-               keys: Sequence[Hashable] | None = None) -> RecallResult:
+               keys: Sequence[Hashable] | None = None,
+               profiles: Sequence[np.ndarray] | None = None) -> RecallResult:
         """Top-``k`` item ids per user (chronological histories of item ids; unknown items are
         skipped). Never returns an invalid SID's item or an item of ``exclude[u]``; rows are
         padded with -1 / -inf where fewer than ``k`` items are reachable. With user ``keys``
-        and a prefix cache (``enable_prefix_cache``) only new history items are encoded."""
+        and a prefix cache (``enable_prefix_cache``) only new history items are encoded.
+        ``profiles[u]``: field codes of a profile model's tokens (``profile_vocab.encode``)."""
         if exclude is not None and len(exclude) != len(histories):
             raise ValueError("exclude must have one set per history")
         rows = self.prefixes(histories)
@@ -82,19 +87,26 @@ class GenerativeRecaller:
         scores = np.full((len(rows), k), -np.inf, np.float32)
         for s in range(0, len(rows), batch_size):
             idx = order[s: s + batch_size]
-            if keys is not None and self.prefix_cache is not None:
+            if keys is not None and self.prefix_cache is not None and not self.cfg.n_profile:
                 enc = self.prefix_cache.encode(self.model, self.tokens, [keys[i] for i in idx],
                                                [rows[i] for i in idx])
             else:
-                batch, lengths = make_batch([rows[i] for i in idx], self.tokens, self.cfg,
-                                            train=False)
-                enc = encode_prefix(self.model, batch, lengths)
+                enc = self.encode([rows[i] for i in idx],
+                                  None if profiles is None else [profiles[i] for i in idx])
             ex = None if exclude is None else [exclude[i] for i in idx]
             res = search(self.model, self.trie, enc, beam, k, ex,
                          self.rows if self.rerank or self.steer else None, self.rerank,
                          self.steer)
             items[idx], scores[idx] = res.items, res.scores
         return RecallResult(items, scores)
+
+    @torch.no_grad()
+    def encode(self, rows: list[np.ndarray], profiles: Sequence[np.ndarray] | None = None
+               ) -> Encoded:
+        """Prefill of history rows (``prefixes``), after the profile tokens if the model
+        has them (``profiles`` None: every field unknown)."""
+        batch, lengths = make_batch(rows, self.tokens, self.cfg, train=False, profiles=profiles)
+        return encode_prefix(self.model, batch, lengths)
 
     @torch.no_grad()
     def add_item(self, item: int, text: str | None = None, vector: np.ndarray | None = None
@@ -124,6 +136,8 @@ class GenerativeRecaller:
                        d / "generative.pt")
 
         config = {**config, "generative": asdict(self.cfg), "max_hist": self.max_hist}
+        if self.profile_vocab is not None:
+            config["profile_vocab"] = self.profile_vocab.to_json()
         return write_artifact(root, KIND, FORMAT, data_hash, config, metrics, writer)
 
     @classmethod
@@ -136,7 +150,8 @@ class GenerativeRecaller:
             rqvae, table = load_tokenizer_files(d)
             blob = torch.load(d / "generative.pt", map_location="cpu", weights_only=True)
             gcfg = blob["config"]
-            cfg = GenConfig(**{**gcfg, "vocab_sizes": tuple(gcfg["vocab_sizes"])})
+            cfg = GenConfig(**{**gcfg, "vocab_sizes": tuple(gcfg["vocab_sizes"]),
+                               "profile_sizes": tuple(gcfg.get("profile_sizes", ()))})
             model = SIDGPT(cfg)
             model.load_state_dict(blob["state"])
             rec = cls(rqvae, table, model, max_hist=int(man.config.get("max_hist", 20)))
@@ -144,5 +159,11 @@ class GenerativeRecaller:
             raise ArtifactError(f"{d}: cannot load recall artifact: {exc}") from exc
         rec.rerank = float(man.config.get("item_weight", 1.0))
         rec.steer = float(man.config.get("steer", 0.0))
+        if "profile_vocab" in man.config:
+            rec.profile_vocab = ProfileVocab.from_json(man.config["profile_vocab"])
+        sizes = rec.profile_vocab.sizes if rec.profile_vocab is not None else ()
+        if sizes != rec.cfg.profile_sizes:
+            raise ArtifactError(f"{d}: profile vocabulary {sizes} != model's "
+                                f"{rec.cfg.profile_sizes}")
         rec.manifest = man
         return rec

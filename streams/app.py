@@ -36,7 +36,7 @@ from streams.live_models import ModelWatcher
 from streams.metrics import Metrics
 from streams.output import RecWriter
 from streams.pipeline import Pipeline
-from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, Settings
+from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, USERS_TOPIC, Settings
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,9 @@ def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, health: 
     """The faust app with its topics, table and agents, wired to ``pipeline``."""
     app = make_faust_app(settings)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    events_topic = app.topic(EVENTS_TOPIC, partitions=settings.topic_partitions, **raw)
+    # profiles share the events agent: one writer of the user state (streams/profiles.py)
+    events_topic = app.topic(EVENTS_TOPIC, USERS_TOPIC, partitions=settings.topic_partitions,
+                             **raw)
     items_topic = app.topic(ITEMS_TOPIC, partitions=settings.topic_partitions, **raw)
     dlq = app.topic(DLQ_TOPIC, partitions=settings.topic_partitions, **raw)
     # keys and values are JSON on the changelog (faust's default for untyped tables)
@@ -183,7 +185,7 @@ def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, health: 
     client = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     writer = RecWriter(client, metrics, settings.rec_ttl_s, pipeline.model_version,
                        settings.redis_retries, settings.redis_backoff_s)
-    processed = ProcessedOffsets([EVENTS_TOPIC, ITEMS_TOPIC])
+    processed = ProcessedOffsets([EVENTS_TOPIC, ITEMS_TOPIC, USERS_TOPIC])
     guard_acks(processed)
     rt = Runtime(settings, pipeline, writer, client, metrics, dlq, table, health, catalogue,
                  processed, watcher or ModelWatcher(settings, metrics))

@@ -14,8 +14,8 @@ STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 # Pipeline stages (label values of sidstream_stage_seconds).
-STAGES = ("validate", "state", "recall", "generative", "rank", "ranker", "redis", "dlq",
-          "batch")
+STAGES = ("validate", "state", "recall", "generative", "coldstart", "rank", "ranker", "redis",
+          "dlq", "batch")
 
 
 class Metrics:
@@ -33,6 +33,7 @@ class Metrics:
                                      "Events accepted on items missing from the catalogue",
                                      registry=r)
         self.items = Counter("sidstream_items_total", "Catalogue upserts applied", registry=r)
+        self.profiles = Counter("sidstream_profiles_total", "User profiles applied", registry=r)
         self.recs_written = Counter("sidstream_recs_written_total",
                                     "Recommendation lists written to Redis", registry=r)
         self.redis_errors = Counter("sidstream_redis_errors_total",

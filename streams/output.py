@@ -142,6 +142,7 @@ class RecWriter:
             await pipe.execute()
         done_s = time.time()
         for rec in lists:
-            self.metrics.freshness.observe(max(0.0, done_s - rec.event_ts / 1000.0))
+            if rec.event_ts > 0:  # 0: a list made from a profile alone, no event behind it
+                self.metrics.freshness.observe(max(0.0, done_s - rec.event_ts / 1000.0))
         self.metrics.recs_written.inc(len(lists))
         return len(lists)

@@ -17,15 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from export.blend import BlendWeights
+from streams.coldstart import COLDSTART, ColdStartChannel
 from streams.covisit import TYPE_WEIGHTS, CoVisitation
 from streams.debounce import Debouncer
-from streams.events import Event, Limits, Rejected, parse_event
+from streams.events import Event, Id, Limits, Rejected, parse_event
 from streams.generative import GENERATIVE, GenerativeChannel, RecallRequest
 from streams.i2i import I2I, i2i_channel
 from streams.live_models import ModelSet
 from streams.metrics import Metrics
 from streams.output import RecList
 from streams.popularity import DecayedPopularity
+from streams.profiles import ProfileUpdate, parse_profile
 from streams.ranking import rank_batch, ranked, select_candidates
 from streams.recall import (
     COVISIT,
@@ -37,7 +39,7 @@ from streams.recall import (
     merge_channels,
     popular_channel,
 )
-from streams.settings import Settings
+from streams.settings import USERS_TOPIC, Settings
 from streams.state import StateLimits, UserState, apply_events
 
 StateLoader = Callable[[str], dict[str, Any] | None]
@@ -67,9 +69,15 @@ class UserBatch:
 
     partition: int
     events: list[Event] = field(default_factory=list)
+    profile: ProfileUpdate | None = None  # the last profile message of the batch
+
+    @property
+    def user_id(self) -> Id:
+        return self.events[0].user_id if self.events or self.profile is None \
+            else self.profile.user_id
 
     def triggers(self, types: frozenset[str]) -> bool:
-        return any(e.type in types for e in self.events)
+        return self.profile is not None or any(e.type in types for e in self.events)
 
 
 @dataclass
@@ -99,13 +107,15 @@ class Pipeline:
         self.state_limits = StateLimits(settings.seq_len, settings.dedup_window,
                                         settings.ordered_cap)
         self.recall_cfg = RecallConfig(history_items=settings.history_items)
-        self.weights = {GENERATIVE: 1.0, COVISIT: settings.weight_covisit,
+        self.weights = {GENERATIVE: 1.0, COLDSTART: 1.0, COVISIT: settings.weight_covisit,
                         I2I: settings.weight_i2i, POPULAR: settings.weight_popular}
         self.quotas = {GENERATIVE: settings.quota_generative, COVISIT: settings.quota_covisit,
-                       I2I: settings.quota_i2i, POPULAR: settings.quota_popular}
+                       I2I: settings.quota_i2i, POPULAR: settings.quota_popular,
+                       COLDSTART: settings.quota_coldstart}
         self.blend = BlendWeights(settings.w_click, settings.w_order, settings.w_value)
         self.models = ModelSet()  # swapped as a whole by streams.live_models.ModelWatcher
         self.generative = GenerativeChannel(metrics, settings.recall_cache_users)
+        self.coldstart = ColdStartChannel(settings)
         self.debounce = Debouncer(settings.debounce_ms / 1000.0)
         self.triggers = settings.triggers
 
@@ -167,10 +177,13 @@ class Pipeline:
                         models.recaller, models.recall_version,
                         [RecallRequest(k, st, excluded[k]) for k, st in states.items()],
                         self.quotas[GENERATIVE], self.settings.beam)
+            with self._stage("coldstart"):
+                cold = self.coldstart.recall(models.recaller, states, excluded,
+                                             self.quotas[COLDSTART], int(self.clock() * 1000))
             popular = popular_channel(self.popularity, self.recall_cfg)  # same for everyone
             channels: dict[str, dict[str, Channel]] = {}
             for k, st in states.items():  # dict order = channel priority for the quotas
-                channels[k] = {GENERATIVE: gen.get(k, {}),
+                channels[k] = {GENERATIVE: gen.get(k, {}), COLDSTART: cold.get(k, {}),
                                COVISIT: covisit_channel(st, self.covis, self.recall_cfg)}
                 if models.i2i is not None and self.quotas[I2I] > 0:
                     channels[k][I2I] = i2i_channel(st, models.i2i, self.recall_cfg)
@@ -203,6 +216,10 @@ class Pipeline:
         users: dict[str, UserBatch] = {}
         for rec in records:
             try:
+                if rec.topic == USERS_TOPIC:  # a profile (streams/profiles.py)
+                    upd = parse_profile(rec.value, rec.key, self.limits)
+                    users.setdefault(upd.user_key, UserBatch(rec.partition)).profile = upd
+                    continue
                 ev = parse_event(rec.value, rec.key, now_ms, self.limits)
             except Rejected as exc:
                 out.rejects.append(Reject(rec, exc.reason, exc.detail))
@@ -222,12 +239,16 @@ class Pipeline:
         touched: dict[str, UserState] = {}
         for key, batch in users.items():
             raw = load(key)
-            state = UserState.from_json(raw) if raw else UserState(batch.events[0].user_id)
+            state = UserState.from_json(raw) if raw else UserState(batch.user_id)
             before = [e.item_id for e in state.seq]
             result = apply_events(state, batch.events, self.state_limits)
             out.duplicates += len(result.duplicates)
             self.metrics.duplicates.inc(len(result.duplicates))
             touched[key] = state  # duplicates too: a redelivery may follow a lost Redis write
+            if batch.profile is not None:
+                state.profile = batch.profile.profile
+                self.metrics.profiles.inc()
+                out.states[key] = (batch.partition, state.to_json())
             if not result.applied:
                 continue
             for ev in result.applied:
@@ -242,6 +263,7 @@ class Pipeline:
         """An applied event into co-visitation (with the user's ``before`` items, which it
         extends) and popularity, weighted by event type."""
         weight = TYPE_WEIGHTS[ev.type]
+        self.coldstart.learn(ev)
         self.covis.update(before, ev.item_id, weight)
         self.popularity.add(ev.item_id, weight, ev.ts)
         before.append(ev.item_id)

@@ -20,6 +20,7 @@ ENV_PREFIX = "SIDSTREAM_"
 EVENTS_TOPIC = "sidstream-events"
 ITEMS_TOPIC = "sidstream-items"
 DLQ_TOPIC = "sidstream-events-dlq"
+USERS_TOPIC = "sidstream-users"  # user profiles (streams/profiles.py)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,13 @@ class Settings:
     quota_covisit: int = 50
     quota_i2i: int = 30  # the DeepI2I table's channel, when an i2i artifact is loaded
     quota_popular: int = 20  # also fills lists of users with too few other candidates
+    # --- cold start from profiles (models/coldstart.py; needs a recall model with profiles) ---
+    quota_coldstart: int = 50
+    coldstart_max_events: int = 3  # users with fewer events get the cold-start channel
+    coldstart_epsilon: float = 0.01  # SKUs kept when their bandit score exceeds it
+    coldstart_prefixes: int = 5  # coarse SID prefixes ("products") generated per user
+    coldstart_levels: int = 1  # SID levels of such a prefix
+    coldstart_bandit: str = "ucb"  # or "thompson"
     # ranking blend: w_click * pCTR + w_order * pCTCVR + w_value * price * pCTCVR
     w_click: float = 1.0
     w_order: float = 2.0
@@ -107,11 +115,15 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise ValueError(f"SIDSTREAM_{name.upper()} must be positive")
         for name in ("model_threads", "quota_generative", "quota_covisit", "quota_popular",
-                     "quota_i2i",
+                     "quota_i2i", "quota_coldstart", "coldstart_max_events", "coldstart_epsilon",
                      "debounce_ms",
                      "recall_cache_users", "prefix_cache_tokens", "w_click", "w_order", "w_value"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SIDSTREAM_{name.upper()} must be >= 0")
+        if self.coldstart_bandit not in ("ucb", "thompson") or self.coldstart_prefixes < 1 \
+                or self.coldstart_levels < 1:
+            raise ValueError("SIDSTREAM_COLDSTART_BANDIT must be ucb or thompson, "
+                             "SIDSTREAM_COLDSTART_PREFIXES and _LEVELS positive")
         unknown = set(self.triggers) - set(EVENT_TYPES)
         if unknown:
             raise ValueError(f"SIDSTREAM_TRIGGER_TYPES: unknown event types {sorted(unknown)}")

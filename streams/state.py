@@ -1,4 +1,4 @@
-"""Per-user state: the behaviour sequence, the dedup window and the ordered items.
+"""Per-user state: the behaviour sequence, the dedup window, the ordered items, the profile.
 
 The state lives in a faust Table (changelogged, so a restarted worker recovers it) as a plain
 JSON-able dict; :class:`UserState` is the typed view the pipeline works on.
@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.profile import Profile
 from streams.events import Event, Id
 
 
@@ -35,19 +36,25 @@ class UserState:
     ordered: list[Id] = field(default_factory=list)  # ordered items, oldest first
     n_events: int = 0  # events ever applied
     last_ts: int = 0
+    profile: Profile | None = None  # from sidstream-users (streams/profiles.py)
 
     def to_json(self) -> dict[str, Any]:
-        return {"user_id": self.user_id,
-                "seq": [[e.item_id, e.type, e.ts] for e in self.seq],
-                "ids": self.recent_ids, "ordered": self.ordered,
-                "n": self.n_events, "last_ts": self.last_ts}
+        out: dict[str, Any] = {"user_id": self.user_id,
+                               "seq": [[e.item_id, e.type, e.ts] for e in self.seq],
+                               "ids": self.recent_ids, "ordered": self.ordered,
+                               "n": self.n_events, "last_ts": self.last_ts}
+        if self.profile is not None:  # absent otherwise: old states and old readers agree
+            out["profile"] = self.profile.to_json()
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> UserState:
         return cls(user_id=obj["user_id"],
                    seq=[SeqEvent(i, t, ts) for i, t, ts in obj.get("seq", [])],
                    recent_ids=list(obj.get("ids", [])), ordered=list(obj.get("ordered", [])),
-                   n_events=int(obj.get("n", 0)), last_ts=int(obj.get("last_ts", 0)))
+                   n_events=int(obj.get("n", 0)), last_ts=int(obj.get("last_ts", 0)),
+                   profile=Profile.from_json(obj["profile"]) if obj.get("profile") is not None
+                   else None)
 
     def recent_items(self, n: int) -> list[Id]:
         """The ``n`` most recent distinct items, most recent first."""

@@ -8,11 +8,11 @@ import time
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, Settings
+from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, USERS_TOPIC, Settings
 
 log = logging.getLogger(__name__)
 
-SOURCE_TOPICS = (EVENTS_TOPIC, ITEMS_TOPIC, DLQ_TOPIC)
+SOURCE_TOPICS = (EVENTS_TOPIC, ITEMS_TOPIC, DLQ_TOPIC, USERS_TOPIC)
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:

@@ -23,3 +23,14 @@ def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def model_dir(trained_models: Path, tmp_path: Path) -> Path:
     """A private copy of ``trained_models`` a test may publish versions into."""
     return Path(shutil.copytree(trained_models, tmp_path / "models"))
+
+
+@pytest.fixture(scope="session")
+def profile_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model dir with one profile-conditioned recall version (no ranker; do not modify)."""
+    import torch
+
+    from tests.streams.coldstart_fixtures import build_profile_model_dir
+
+    torch.set_num_threads(1)
+    return build_profile_model_dir(tmp_path_factory.mktemp("profile-trained"))

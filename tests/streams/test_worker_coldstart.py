@@ -1,0 +1,104 @@
+"""Cold start through the real broker and Redis: profiles on sidstream-users, a worker serving a
+(tiny, trained) profile-conditioned recall model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from kafka import KafkaProducer
+
+from infra.chaos import read_states
+from infra.embedded import free_port
+from infra.worker_process import WorkerProcess
+from streams.settings import USERS_TOPIC, Settings
+from tests.conftest import dlq_reasons, eventually, log_tail
+from tests.streams.test_worker_integration import send
+
+pytestmark = pytest.mark.integration
+
+APP_ID = "sidstream-coldstart-test"
+
+
+class Served:
+    def __init__(self, worker: WorkerProcess, settings: Settings, rclient: redis.Redis) -> None:
+        self.worker, self.settings, self.rclient = worker, settings, rclient
+
+    def recs(self, user: str) -> dict[str, Any] | None:
+        raw = self.rclient.get(f"sidstream:rec:{user}")
+        return json.loads(raw) if raw else None
+
+
+@pytest.fixture(scope="module")
+def served(settings: Settings, profile_models: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("coldstart-worker")
+    models = Path(shutil.copytree(profile_models, root / "models"))
+    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/2"  # its own lists: another DB
+    own = dataclasses.replace(settings, app_id=APP_ID, redis_url=redis_url, model_dir=models,
+                              data_dir=root / "faust", metrics_port=free_port())
+    env = {**own.env(), "SIDSTREAM_QUOTA_COVISIT": "0", "SIDSTREAM_QUOTA_POPULAR": "0"}
+    log = root / "worker.log"
+    worker = WorkerProcess(env, log, loglevel="info").start()
+    try:
+        worker.wait_ready(timeout_s=120)
+    except Exception:
+        print(log_tail(log))
+        raise
+    yield Served(worker, own, redis.Redis.from_url(redis_url, decode_responses=True))
+    worker.stop()
+
+
+def send_profile(producer: KafkaProducer, user: str, value: bytes | dict[str, Any]) -> bytes:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    producer.send(USERS_TOPIC, key=user.encode(), value=raw)
+    return raw
+
+
+def test_profile_alone_then_first_events_give_cold_start_lists(served: Served,
+                                                               producer: KafkaProducer) -> None:
+    u = f"cold-{uuid.uuid4().hex[:8]}"
+    send_profile(producer, u, {"user_id": u, "age": 27, "gender": "F",
+                               "occupation": "perfume fan", "region": "9"})
+    producer.flush()
+    first = eventually(lambda: served.recs(u), timeout_s=60, what="list from a profile alone")
+    assert first["items"] and {it["source"] for it in first["items"]} == {"coldstart"}
+    assert first["model_version"].startswith("recall:") and first["event_ts"] == 0
+
+    send(producer, u, "3")
+    producer.flush()
+    after = eventually(lambda: (p := served.recs(u)) and p["event_ts"] > 0 and p, timeout_s=60)
+    assert "coldstart" in {it["source"] for it in after["items"]}
+    assert "3" not in {it["item_id"] for it in after["items"]}  # seen: excluded
+    assert all(isinstance(it["item_id"], str) for it in after["items"])  # the user's id type
+
+    state = eventually(lambda: (s := read_states(served.settings).get(u)) and s["n"] == 1 and s,
+                       timeout_s=30, what="state in the changelog")
+    assert state["profile"] == {"age": 27, "gender": "F", "occupation": "perfume fan",
+                                "region": "9"}
+    assert served.worker.metrics().get("sidstream_profiles_total") >= 1
+
+
+def test_invalid_profiles_go_to_the_dlq_with_reasons(served: Served, settings: Settings,
+                                                     producer: KafkaProducer) -> None:
+    marker = uuid.uuid4().hex
+    bad = {
+        send_profile(producer, "p1", {"user_id": "p1", "age": 300, "note": marker}):
+            "unknown_field",
+        send_profile(producer, "p2", {"user_id": "p2", "age": 300, "region": marker}):
+            "bad_profile",
+        send_profile(producer, "p3", b"{broken " + marker.encode()): "bad_json",
+        send_profile(producer, "p4", {"user_id": "p5", "region": marker}): "key_mismatch",
+    }
+    producer.flush()
+    assert dlq_reasons(settings, bad) == bad
+    assert served.worker.alive
+    assert served.worker.metrics().get("sidstream_events_invalid_total",
+                                       reason="bad_profile") >= 1
