@@ -74,6 +74,7 @@ def new_recaller(rqvae: RQVAE, table: SidTable, vocab: ProfileVocab, cfg: Profil
     """An untrained recaller; with ``cfg.profile`` its model reads ``vocab``'s tokens."""
     sizes = vocab.sizes if cfg.profile else ()
     gen = replace(cfg.gen, profile_sizes=sizes)
+    torch.manual_seed(cfg.seed)  # the initial weights do not depend on what ran before
     model = build_model(table.vocab_sizes, len(table.sids) + 1,
                         RecallTrainConfig(gen=gen, max_hist=cfg.max_hist))
     rec = GenerativeRecaller(rqvae, table, model, max_hist=cfg.max_hist)
