@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import random
@@ -30,6 +31,7 @@ class ChaosConfig:
     events: int = 20_000
     rate: float = 1_000.0  # offered events/s
     kills: int = 4
+    workers: int = 2  # scale-out: workers before one joins (and after one leaves)
     outage_s: float = 20.0
     seed: int = 0
     timeout_s: float = 180.0  # for the end state to converge after the replay
@@ -88,9 +90,11 @@ def crash(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
 
 @isolated
 def scale_out(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
-    """Two workers, a third joins at 30%, one leaves (SIGTERM) at 60%: rebalances mid-replay."""
-    settings, cluster, events = prepare(stack, "scale", cfg, logdir, 1)
-    for _ in range(2):
+    """``cfg.workers`` workers, one more joins at 30%, one leaves (SIGTERM) at 60%: two
+    rebalances mid-replay, the replay itself starting while the fresh group still settles."""
+    n = cfg.workers
+    settings, cluster, events = prepare(stack, f"scale{n}", cfg, logdir, 1)
+    for _ in range(n):
         cluster.start()
     for w in cluster.workers:
         w.wait_ready(90)
@@ -106,11 +110,17 @@ def scale_out(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Res
     try:
         during(replay, [0.3, 0.6], change)
         replay.join()
-        result = converge("scale-out (2 -> 3 -> 2 workers)", settings, events, cfg.timeout_s)
+        result = converge(f"scale-out ({n} -> {n + 1} -> {n} workers)", settings, events,
+                          cfg.timeout_s)
         result.notes["partitions"] = settings.topic_partitions
     finally:
         cluster.stop_all()
     return result
+
+
+def scale_out_3(cfg: ChaosConfig, logdir: Path | None = None) -> Result:
+    """:func:`scale_out` from three workers (3 -> 4 -> 3)."""
+    return scale_out(dataclasses.replace(cfg, workers=3), logdir)
 
 
 @isolated
@@ -192,4 +202,5 @@ def readyz(port: int) -> int:
         return 0
 
 
-SCENARIOS = {"crash": crash, "scale": scale_out, "redis": redis_outage, "sigterm": graceful}
+SCENARIOS = {"crash": crash, "scale": scale_out, "scale3": scale_out_3, "redis": redis_outage,
+             "sigterm": graceful}

@@ -85,6 +85,9 @@ async def handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
 
 
 async def _handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
+    events = rt.processed.admit(events)  # in partition order, none after a dropped message
+    if not events:
+        return
     start = time.perf_counter()
     outcome = rt.pipeline.process([record_of(e) for e in events], rt.table.get)
     if outcome.rejects:
@@ -133,6 +136,7 @@ def mark_processed(rt: Runtime, events: list[EventT]) -> None:
 
 async def handle_item_batch(rt: Runtime, events: list[EventT]) -> None:
     """Validate catalogue upserts and mirror them to Redis (``sidstream:item:{id}``)."""
+    events = rt.processed.admit(events)
     limits = rt.pipeline.limits  # parse_item uses its size and id bounds
     rejects, docs = [], {}
     for ev in events:
