@@ -17,10 +17,13 @@ log = logging.getLogger(__name__)
 
 
 def bench_recall(artifact: str | Path, data: str | Path, users: int = 4096,
-                 batch_size: int = 256, beam: int = 20, k: int = 10, exclude: bool = False
-                 ) -> dict[str, Any]:
-    """Recall for the first ``users`` test histories (one warm-up batch first)."""
+                 batch_size: int = 256, beam: int = 20, k: int = 10, exclude: bool = False,
+                 int8: bool = False) -> dict[str, Any]:
+    """Recall for the first ``users`` test histories (one warm-up batch first); ``int8``:
+    quantized linear layers (``GenerativeRecaller.quantize``), as the worker serves."""
     rec = GenerativeRecaller.load(artifact)
+    if int8:
+        rec.quantize()
     split = leave_one_out(load_dataset(data), "test", rec.max_hist)
     hist = split.histories[:users]
     seen = split.seen[:users] if exclude else None
@@ -38,7 +41,7 @@ def bench_recall(artifact: str | Path, data: str | Path, users: int = 4096,
     dt_inc = time.perf_counter() - t0
     cfg = rec.model.cfg
     res = {"users": len(hist), "seconds": round(dt, 3), "users_per_s": round(len(hist) / dt, 1),
-           "beam": beam, "k": k, "batch_size": batch_size, "exclude": exclude,
+           "beam": beam, "k": k, "batch_size": batch_size, "exclude": exclude, "int8": int8,
            "threads": torch.get_num_threads(),
            # what a per-user cache of encoded histories could save at most, and would cost
            "prefill_share": round(prefill_s / dt, 3),

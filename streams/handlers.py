@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,7 +24,7 @@ from streams.health import Health
 from streams.live_models import ModelWatcher
 from streams.metrics import Metrics
 from streams.output import RecWriter, item_key
-from streams.pipeline import Pipeline, Record, Reject
+from streams.pipeline import BatchOutcome, Pipeline, Record, Reject
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ class Runtime:
     processed: ProcessedOffsets
     watcher: ModelWatcher
     inflight: int = 0  # micro-batches being handled (graceful shutdown waits for them)
+    # held while the pipeline runs (in a thread, see ``run_pipeline``) and by everything on the
+    # loop that changes what it reads: model swaps, catalogue upserts, deferred recomputes
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def record_of(event: EventT) -> Record:
@@ -84,12 +87,20 @@ async def handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
         rt.inflight -= 1
 
 
+async def run_pipeline(rt: Runtime, records: list[Record]) -> BatchOutcome:
+    """``Pipeline.process`` in a worker thread, under ``rt.lock``. The model work (torch,
+    onnxruntime) releases the GIL, so meanwhile the loop keeps consuming: faust fills the next
+    micro-batch, the producer sends the changelog, Redis answers."""
+    async with rt.lock:
+        return await asyncio.to_thread(rt.pipeline.process, records, rt.table.get)
+
+
 async def _handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
     events = rt.processed.admit(events)  # in partition order, none after a dropped message
     if not events:
         return
     start = time.perf_counter()
-    outcome = rt.pipeline.process([record_of(e) for e in events], rt.table.get)
+    outcome = await run_pipeline(rt, [record_of(e) for e in events])
     if outcome.rejects:
         with_stage = time.perf_counter()
         await send_rejects(rt, outcome.rejects)
@@ -113,7 +124,7 @@ async def run_deferred(rt: Runtime) -> None:
         return
     rt.inflight += 1
     try:
-        outcome = rt.pipeline.process([], rt.table.get)
+        outcome = await run_pipeline(rt, [])
         if outcome.lists:
             await rt.writer.write(outcome.lists)
     finally:
@@ -124,8 +135,9 @@ async def swap_models(rt: Runtime) -> None:
     """Hot swap when a new artifact version is published (see ``streams.live_models``)."""
     new = await rt.watcher.poll(rt.pipeline.models)
     if new is not None:
-        rt.pipeline.models = new
-        rt.pipeline.generative.cache.clear()
+        async with rt.lock:
+            rt.pipeline.models = new
+            rt.pipeline.generative.cache.clear()
 
 
 def mark_processed(rt: Runtime, events: list[EventT]) -> None:

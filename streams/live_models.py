@@ -195,6 +195,8 @@ def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
         from models.recaller import GenerativeRecaller
 
         rec = GenerativeRecaller.load(directory)
+        if settings.model_int8:
+            rec.quantize()
         rec.enable_prefix_cache(settings.prefix_cache_tokens)
         return rec
     from export.serving import RankerSession

@@ -67,6 +67,8 @@ class Settings:
     # slow torch down by an order of magnitude: keep 1 unless the cores are the worker's alone)
     model_threads: int = 1
     beam: int = 20  # generative recall beam width
+    # int8 linear layers in the generative model (GenerativeRecaller.quantize; see the README)
+    model_int8: bool = True
     quota_generative: int = 50  # candidates per channel before ranking
     quota_covisit: int = 50
     quota_i2i: int = 30  # the DeepI2I table's channel, when an i2i artifact is loaded

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from models.artifact import ArtifactError, load_manifest
 from models.recaller import GenerativeRecaller
@@ -59,3 +60,28 @@ def test_corrupt_or_incompatible_artifacts_are_refused(recaller: GenerativeRecal
         GenerativeRecaller.load(tmp_path / "missing")
     with pytest.raises(ArtifactError, match="kind"):
         load_manifest(path2, kind="ranker")
+
+
+def test_int8_serving_keeps_the_constraints_and_the_ranking(recaller: GenerativeRecaller,
+                                                            tmp_path: Path) -> None:
+    hist = [[1, 2, 3], [7], [4, 9, 11, 2]]
+    excl = [{1, 2, 3}, {7}, set()]
+    fp32 = recaller.recall(hist, k=10, beam=16, exclude=excl)
+    path = recaller.save(tmp_path, "abc123", {}, {})
+    served = GenerativeRecaller.load(path)
+    served.enable_prefix_cache(10_000)
+    served.quantize()
+    assert served.int8 and served.prefix_cache is not None
+    modules = list(served.model.modules())
+    # every nn.Linear was swapped for its dynamically quantized version
+    assert not any(isinstance(m, torch.nn.Linear) for m in modules)
+    assert sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in modules) == 4 * \
+        served.cfg.n_layers
+    int8 = served.recall(hist, k=10, beam=16, exclude=excl, keys=["a", "b", "c"])
+    for u, items in enumerate(int8.items):
+        got = [int(i) for i in items if i > 0]
+        assert got and all(served.trie.lookup(served.table.sids[i]) == i for i in got)
+        assert not set(got) & excl[u]
+        # quantization moves scores a little; the top of the list stays (mostly) the same
+        assert len(set(got[:5]) & set(int(i) for i in fp32.items[u][:5])) >= 3
+    np.testing.assert_allclose(int8.scores[:, 0], fp32.scores[:, 0], atol=0.25)

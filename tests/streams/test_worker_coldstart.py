@@ -69,7 +69,9 @@ def test_profile_alone_then_first_events_give_cold_start_lists(served: Served,
                                "occupation": "perfume fan", "region": "9"})
     producer.flush()
     first = eventually(lambda: served.recs(u), timeout_s=60, what="list from a profile alone")
-    assert first["items"] and {it["source"] for it in first["items"]} == {"coldstart"}
+    # popular items fill the list when earlier tests' events on the shared topic made any
+    sources = {it["source"] for it in first["items"]}
+    assert first["items"][0]["source"] == "coldstart" and sources <= {"coldstart", "popular"}
     assert first["model_version"].startswith("recall:") and first["event_ts"] == 0
 
     send(producer, u, "3")
