@@ -69,7 +69,24 @@ class UserBatch:
 
     partition: int
     events: list[Event] = field(default_factory=list)
+    positions: list[tuple[str, int]] = field(default_factory=list)  # per event: source, offset
     profile: ProfileUpdate | None = None  # the last profile message of the batch
+
+    def add(self, ev: Event, rec: Record) -> None:
+        self.events.append(ev)
+        self.positions.append((f"{rec.topic}:{rec.partition}", rec.offset))
+
+    def redelivered(self, state: UserState) -> tuple[list[Event], int]:
+        """Events not yet applied by offset (``UserState.consumed``), and how many were
+        already; moves the state's next offsets past this batch."""
+        fresh, old = [], 0
+        for ev, (src, offset) in zip(self.events, self.positions, strict=True):
+            if offset < state.consumed.get(src, -1):
+                old += 1
+                continue
+            fresh.append(ev)
+            state.consumed[src] = offset + 1
+        return fresh, old
 
     @property
     def user_id(self) -> Id:
@@ -225,7 +242,7 @@ class Pipeline:
                 out.rejects.append(Reject(rec, exc.reason, exc.detail))
                 self.metrics.invalid.labels(exc.reason).inc()
                 continue
-            users.setdefault(ev.user_key, UserBatch(rec.partition)).events.append(ev)
+            users.setdefault(ev.user_key, UserBatch(rec.partition)).add(ev, rec)
         return users
 
     def _apply(self, users: dict[str, UserBatch], load: StateLoader, out: BatchOutcome
@@ -241,9 +258,10 @@ class Pipeline:
             raw = load(key)
             state = UserState.from_json(raw) if raw else UserState(batch.user_id)
             before = [e.item_id for e in state.seq]
-            result = apply_events(state, batch.events, self.state_limits)
-            out.duplicates += len(result.duplicates)
-            self.metrics.duplicates.inc(len(result.duplicates))
+            fresh, redelivered = batch.redelivered(state)
+            result = apply_events(state, fresh, self.state_limits)
+            out.duplicates += len(result.duplicates) + redelivered
+            self.metrics.duplicates.inc(len(result.duplicates) + redelivered)
             touched[key] = state  # duplicates too: a redelivery may follow a lost Redis write
             if batch.profile is not None:
                 state.profile = batch.profile.profile

@@ -37,6 +37,10 @@ class UserState:
     n_events: int = 0  # events ever applied
     last_ts: int = 0
     profile: Profile | None = None  # from sidstream-users (streams/profiles.py)
+    # next offset to apply per source partition ("topic:partition"): a redelivered record
+    # below it is a duplicate however far back a consumer restarts (dedup by event id only
+    # reaches back ``dedup_window`` events; it still catches a producer's re-sends)
+    consumed: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"user_id": self.user_id,
@@ -45,6 +49,8 @@ class UserState:
                                "n": self.n_events, "last_ts": self.last_ts}
         if self.profile is not None:  # absent otherwise: old states and old readers agree
             out["profile"] = self.profile.to_json()
+        if self.consumed:
+            out["at"] = self.consumed
         return out
 
     @classmethod
@@ -54,7 +60,8 @@ class UserState:
                    recent_ids=list(obj.get("ids", [])), ordered=list(obj.get("ordered", [])),
                    n_events=int(obj.get("n", 0)), last_ts=int(obj.get("last_ts", 0)),
                    profile=Profile.from_json(obj["profile"]) if obj.get("profile") is not None
-                   else None)
+                   else None,
+                   consumed={str(k): int(v) for k, v in obj.get("at", {}).items()})
 
     def recent_items(self, n: int) -> list[Id]:
         """The ``n`` most recent distinct items, most recent first."""

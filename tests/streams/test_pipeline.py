@@ -1,3 +1,4 @@
+import itertools
 import json
 from typing import Any
 
@@ -19,10 +20,16 @@ def make_pipeline(**over: Any) -> tuple[Pipeline, Metrics]:
                     clock=lambda: NOW_S), metrics
 
 
-def rec(user: Any, item: Any, etype: str = "click", eid: str = "", offset: int = 0) -> Record:
+OFFSETS = itertools.count()
+
+
+def rec(user: Any, item: Any, etype: str = "click", eid: str = "", offset: int | None = None
+        ) -> Record:
+    """A record at the next offset of partition 3 (or at ``offset``: a redelivery)."""
     value = json.dumps({"event_id": eid or f"{user}-{item}-{etype}", "user_id": user,
                         "item_id": item, "type": etype, "ts": int(NOW_S * 1000) - 10})
-    return Record(str(user).encode(), value.encode(), "sidstream-events", 3, offset)
+    return Record(str(user).encode(), value.encode(), "sidstream-events", 3,
+                  next(OFFSETS) if offset is None else offset)
 
 
 def test_batch_coalesces_users_and_ranks_covisited_items() -> None:
@@ -77,3 +84,22 @@ def test_payload_contract() -> None:
                                                 "source": "popular"}],
                        "model_version": "v1", "updated_ms": 1000, "event_ts": 900}
     assert rec_key(7) == "sidstream:rec:7"
+
+
+def test_redelivery_from_far_back_is_not_applied_twice() -> None:
+    """A consumer that restarts far behind its last commit (beyond the event-id window)."""
+    pipe, _ = make_pipeline(dedup_window=2)
+    table: dict[str, Any] = {}
+    batch = [rec("far", item, eid=f"far-{item}") for item in range(1, 7)]
+    for r in batch:
+        out = pipe.process([r], table.get)
+        table.update({k: v for k, (_, v) in out.states.items()})
+    applied = table["far"]
+    assert applied["n"] == 6 and len(applied["ids"]) == 2  # the id window forgot 4 of them
+    again = pipe.process(batch, table.get)  # the same records, the same offsets
+    assert again.duplicates == 6 and again.applied == 0 and not again.states
+    assert {r.user_id for r in again.lists} == {"far"}  # its list is still rewritten
+    resent = pipe.process([rec("far", 6, eid="far-6")], table.get)  # a producer re-send
+    assert resent.duplicates == 1 and resent.applied == 0
+    fresh = pipe.process([rec("far", 9)], table.get)
+    assert fresh.applied == 1 and fresh.states["far"][1]["n"] == 7
