@@ -124,7 +124,10 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
             if not unacked and not rt.inflight:
                 break
             await asyncio.sleep(0.02)
-        await app.consumer.commit()
+        # a commit already running (the periodic one) makes faust's commit() wait for it and
+        # return without committing what was applied since: commit once more after it
+        for _ in range(2):
+            await app.consumer.commit()
         if rt.writer.pending:
             rt.writer.next_try = 0.0
             with contextlib.suppress(TimeoutError):
