@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import redis
 
+from infra.worker_process import WorkerProcess
 from models.dataset import ItemMeta, SeqDataset
 from models.generative import GenConfig
 from models.ranker_toy import write_shared_format
 from models.rqvae import RQVAEConfig
 from models.train_recall import RecallTrainConfig, run_train_recall
 from models.train_tokenizer import TokenizerTrainConfig, run_train_tokenizer
+from streams.settings import Settings
+from tests.conftest import log_tail
 
 N_ITEMS = 40
 CATEGORIES = ("lipstick", "shampoo", "perfume", "sunscreen")
@@ -76,3 +81,28 @@ def copy_version(root: Path, kind: str, new_version: str, corrupt: bool = False)
     (dst / "manifest.json").write_text(json.dumps(manifest))
     (base / "LATEST").write_text(new_version + "\n")
     return new_version
+
+
+class Served:
+    """A worker process serving model artifacts, and the Redis database of its lists."""
+
+    def __init__(self, worker: WorkerProcess, models: Path, rclient: redis.Redis,
+                 settings: Settings | None = None) -> None:
+        self.worker, self.models, self.rclient, self.settings = worker, models, rclient, settings
+
+    def recs(self, user: str) -> dict[str, Any] | None:
+        raw = self.rclient.get(f"sidstream:rec:{user}")
+        return json.loads(raw) if raw else None
+
+
+def start_served(env: dict[str, str], log: Path, models: Path, redis_url: str,
+                 settings: Settings | None = None) -> Served:
+    """Start a worker with ``env`` and wait until it is ready (its log tail on failure)."""
+    worker = WorkerProcess(env, log, loglevel="info").start()
+    try:
+        worker.wait_ready(timeout_s=120)
+    except Exception:
+        print(log_tail(log))
+        raise
+    return Served(worker, models, redis.Redis.from_url(redis_url, decode_responses=True),
+                  settings)

@@ -12,28 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from kafka import KafkaProducer
 
 from infra.chaos import read_states
 from infra.embedded import free_port
-from infra.worker_process import WorkerProcess
 from streams.settings import USERS_TOPIC, Settings
-from tests.conftest import dlq_reasons, eventually, log_tail
+from tests.conftest import dlq_reasons, eventually
+from tests.streams.model_fixtures import Served, start_served
 from tests.streams.test_worker_integration import send
 
 pytestmark = pytest.mark.integration
 
 APP_ID = "sidstream-coldstart-test"
-
-
-class Served:
-    def __init__(self, worker: WorkerProcess, settings: Settings, rclient: redis.Redis) -> None:
-        self.worker, self.settings, self.rclient = worker, settings, rclient
-
-    def recs(self, user: str) -> dict[str, Any] | None:
-        raw = self.rclient.get(f"sidstream:rec:{user}")
-        return json.loads(raw) if raw else None
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +35,9 @@ def served(settings: Settings, profile_models: Path, tmp_path_factory: pytest.Te
     own = dataclasses.replace(settings, app_id=APP_ID, redis_url=redis_url, model_dir=models,
                               data_dir=root / "faust", metrics_port=free_port())
     env = {**own.env(), "SIDSTREAM_QUOTA_COVISIT": "0", "SIDSTREAM_QUOTA_POPULAR": "0"}
-    log = root / "worker.log"
-    worker = WorkerProcess(env, log, loglevel="info").start()
-    try:
-        worker.wait_ready(timeout_s=120)
-    except Exception:
-        print(log_tail(log))
-        raise
-    yield Served(worker, own, redis.Redis.from_url(redis_url, decode_responses=True))
-    worker.stop()
+    served = start_served(env, root / "worker.log", models, redis_url, own)
+    yield served
+    served.worker.stop()
 
 
 def send_profile(producer: KafkaProducer, user: str, value: bytes | dict[str, Any]) -> bytes:

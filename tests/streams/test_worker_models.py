@@ -10,26 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from kafka import KafkaProducer
 
 from infra.embedded import free_port
-from infra.worker_process import WorkerProcess
 from streams.settings import ITEMS_TOPIC, Settings
-from tests.conftest import eventually, log_tail
-from tests.streams.model_fixtures import copy_version, item_meta
+from tests.conftest import eventually
+from tests.streams.model_fixtures import Served, copy_version, item_meta, start_served
 from tests.streams.test_worker_integration import send
 
 pytestmark = pytest.mark.integration
-
-
-class Served:
-    def __init__(self, worker: WorkerProcess, models: Path, rclient: redis.Redis) -> None:
-        self.worker, self.models, self.rclient = worker, models, rclient
-
-    def recs(self, user: str) -> dict[str, Any] | None:
-        raw = self.rclient.get(f"sidstream:rec:{user}")
-        return json.loads(raw) if raw else None
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +32,9 @@ def served(settings: Settings, trained_models: Path, tmp_path_factory: pytest.Te
            "SIDSTREAM_DATA_DIR": str(root / "faust"), "SIDSTREAM_METRICS_PORT": str(free_port()),
            "SIDSTREAM_MODEL_POLL_S": "0.5", "SIDSTREAM_QUOTA_COVISIT": "0",
            "SIDSTREAM_QUOTA_POPULAR": "0"}
-    log = root / "worker.log"
-    worker = WorkerProcess(env, log, loglevel="info").start()
-    try:
-        worker.wait_ready(timeout_s=120)
-    except Exception:
-        print(log_tail(log))
-        raise
-    yield Served(worker, models, redis.Redis.from_url(redis_url, decode_responses=True))
-    worker.stop()
+    served = start_served(env, root / "worker.log", models, redis_url)
+    yield served
+    served.worker.stop()
 
 
 def user(prefix: str) -> str:
