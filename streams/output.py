@@ -79,6 +79,9 @@ class RecWriter:
         self.healthy = True
         self.failures = 0  # consecutive failed attempts
         self.next_try = 0.0  # monotonic time of the next attempt while unhealthy
+        # one flush at a time: two overlapping pipelines (a batch's write and the timer's retry)
+        # could land in either order and leave a user's older list in Redis
+        self._flushing = asyncio.Lock()
 
     async def write(self, lists: Sequence[RecList]) -> int:
         """Queue ``lists`` (latest per user wins) and try to flush; returns lists written."""
@@ -96,6 +99,10 @@ class RecWriter:
         return await self.flush()
 
     async def flush(self) -> int:
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         if not self.pending:
             return 0
         batch = dict(self.pending)
