@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from models.beam import SEARCH_CHUNK
 from models.dataset import load_dataset
 from models.recall_data import leave_one_out
 from models.recaller import GenerativeRecaller
@@ -17,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def bench_recall(artifact: str | Path, data: str | Path, users: int = 4096,
-                 batch_size: int = 256, beam: int = 20, k: int = 10, exclude: bool = False,
+                 batch_size: int = SEARCH_CHUNK, beam: int = 20, k: int = 10, exclude: bool = False,
                  int8: bool = False) -> dict[str, Any]:
     """Recall for the first ``users`` test histories (one warm-up batch first); ``int8``:
     quantized linear layers (``GenerativeRecaller.quantize``), as the worker serves."""
@@ -49,12 +51,40 @@ def bench_recall(artifact: str | Path, data: str | Path, users: int = 4096,
            "mean_prefix_tokens": round(tokens / len(hist), 1),
            "kv_kb_per_user": round(tokens / len(hist) * cfg.n_layers * 2 * cfg.d_model * 4
                                    / 1024, 1)}
+    res["users_per_s_next_to_busy_thread"] = round(len(hist) / _contended(rec, hist, beam, k,
+                                                                          batch_size), 1)
     log.info("recall bench: %.0f users/s (beam %d, top-%d, batch %d, %d threads); history "
              "encoding %.0f%% of it (%.0f tokens/user, KV %.0f kB/user); %.0f users/s when the "
              "history but its last item is in the prefix cache", res["users_per_s"], beam, k,
              batch_size, res["threads"], 100 * res["prefill_share"], res["mean_prefix_tokens"],
              res["kv_kb_per_user"], res["users_per_s_prefix_cached"])
+    log.info("next to a busy Python thread in the same process: %.0f users/s (the GIL: why the "
+             "worker searches in a child process)", res["users_per_s_next_to_busy_thread"])
     return res
+
+
+def _contended(rec: GenerativeRecaller, hist: list[list[int]], beam: int, k: int,
+               batch_size: int) -> float:
+    """Seconds to search the first 256 histories while another thread runs Python code, as a
+    stream worker's event loop does (scaled to all of them)."""
+    part = hist[:256]
+    stop = threading.Event()
+
+    def busy() -> None:
+        x = 0
+        while not stop.is_set():
+            for i in range(1000):
+                x += i
+
+    t = threading.Thread(target=busy, daemon=True)
+    t.start()
+    try:
+        t0 = time.perf_counter()
+        rec.recall(part, k=k, beam=beam, batch_size=batch_size)
+        return (time.perf_counter() - t0) * len(hist) / len(part)
+    finally:
+        stop.set()
+        t.join()
 
 
 @torch.no_grad()

@@ -136,10 +136,12 @@ def _cmd_tune_recall(args: argparse.Namespace) -> int:
 
 def _cmd_bench_recall(args: argparse.Namespace) -> int:
     _setup(args)
+    from models.beam import SEARCH_CHUNK
     from models.bench import bench_recall
 
-    res = bench_recall(args.artifact, args.data, users=args.users, batch_size=args.batch_size,
-                       beam=args.beam, k=args.k, exclude=args.exclude, int8=args.int8)
+    res = bench_recall(args.artifact, args.data, users=args.users,
+                       batch_size=args.batch_size or SEARCH_CHUNK, beam=args.beam, k=args.k,
+                       exclude=args.exclude, int8=args.int8)
     print(json.dumps(res))
     return 0
 
@@ -269,7 +271,8 @@ def add_bench_commands(bench_sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--artifact", default="artifacts/recall")
     p.add_argument("--users", type=int, default=4096)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="users per search call (default: models.beam.SEARCH_CHUNK)")
     p.add_argument("--beam", type=int, default=20)
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--exclude", action="store_true", help="exclude each user's history")

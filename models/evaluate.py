@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from models.beam import RecallResult
+from models.beam import SEARCH_CHUNK, RecallResult
 from models.dataset import SeqDataset
 from models.recall_data import Split
 
@@ -33,7 +33,8 @@ KS = (5, 10)
 
 class Recaller(Protocol):
     def recall(self, histories: list[list[int]], k: int = 10, beam: int = 20,
-               exclude: list[set[int]] | None = None, batch_size: int = 256) -> RecallResult: ...
+               exclude: list[set[int]] | None = None, batch_size: int = SEARCH_CHUNK
+               ) -> RecallResult: ...
 
 
 def rank_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int] = KS
@@ -94,7 +95,7 @@ def popularity_ranking(counts: Counter[int], data: Split, k: int, exclude_seen: 
 
 
 def recaller_ranking(rec: Recaller, data: Split, k: int, beam: int, exclude_seen: bool,
-                     batch_size: int = 256, progress: bool = True) -> np.ndarray:
+                     batch_size: int = SEARCH_CHUNK, progress: bool = True) -> np.ndarray:
     """Top-``k`` of a recaller for every user of ``data``, batched with a progress bar."""
     out, block = [], 16 * batch_size  # recall() sorts each block by history length
     for s in tqdm(range(0, len(data.targets), block), desc="recall", disable=not progress,

@@ -9,7 +9,9 @@ encoded in full. :meth:`PrefixCache.encode` returns the same :class:`models.beam
 prefill would (up to float rounding), for any mix of hits and misses.
 
 Memory: ``n_layers x 2 x d_model x 4`` bytes per history token (3 KB per token, ~110 KB for a
-Beauty user at the default size), so the cache is bounded by ``max_tokens`` over all users.
+Beauty user at the default size), so the cache is bounded by ``max_tokens`` over all users. A
+user encoded in a batch of misses keeps a view into that batch's tensors (no copy), which live
+until all its users are evicted or re-encoded: up to ~2x the counted bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.beam import Encoded
+from models.beam import Encoded, encode_prefix
 from models.generative import KV, SIDGPT
 from models.recall_data import ItemTokens, make_batch
 
@@ -66,9 +68,14 @@ class PrefixCache:
             else:
                 self.misses += 1
                 full.append(i)
+        if full and not extend and len(full) == len(keys):  # all misses: one plain prefill
+            enc, made = self._full(model, item_tokens, list(rows))
+            for key, e in zip(keys, made, strict=True):
+                self._put(key, e)
+            return enc
         if full:
-            for i, e in zip(full, self._full(model, item_tokens, [rows[i] for i in full]),
-                            strict=True):
+            _, made = self._full(model, item_tokens, [rows[i] for i in full])
+            for i, e in zip(full, made, strict=True):
                 entries[i] = e
         if extend:
             for (i, _, _), e in zip(extend, self._extend(model, item_tokens, extend),
@@ -80,13 +87,15 @@ class PrefixCache:
         return _batch(done)
 
     def _full(self, model: SIDGPT, item_tokens: ItemTokens, rows: list[np.ndarray]
-              ) -> list[Entry]:
+              ) -> tuple[Encoded, list[Entry]]:
+        """A plain prefill, and its users' entries: views into the batch's K/V (no copies;
+        a batch's tensors live while any of its users is cached)."""
         batch, lengths = make_batch(rows, item_tokens, model.cfg, train=False)
-        h, kvs = model(batch.tok, batch.pos, batch.iid)
-        return [Entry(tuple(int(x) for x in r),
-                      [(k[u, :, :n].clone(), v[u, :, :n].clone()) for k, v in kvs],
-                      h[u, n - 1].clone())
-                for u, (r, n) in enumerate(zip(rows, lengths.tolist(), strict=True))]
+        enc = encode_prefix(model, batch, lengths)
+        entries = [Entry(tuple(int(x) for x in r), [(k[u, :, :n], v[u, :, :n]) for k, v in enc.kvs],
+                         enc.last[u])
+                   for u, (r, n) in enumerate(zip(rows, lengths.tolist(), strict=True))]
+        return enc, entries
 
     def _extend(self, model: SIDGPT, item_tokens: ItemTokens,
                 todo: list[tuple[int, Entry, tuple[int, ...]]]) -> list[Entry]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from models.artifact import ArtifactError, Manifest, load_manifest, resolve, write_artifact
-from models.beam import Encoded, RecallResult, RowMap, encode_prefix, search
+from models.beam import SEARCH_CHUNK, Encoded, RecallResult, RowMap, encode_prefix, search
 from models.embeddings import encode_texts
 from models.generative import SIDGPT, GenConfig
 from models.prefix_cache import PrefixCache
@@ -88,7 +88,7 @@ class GenerativeRecaller:
 
     @torch.no_grad()
     def recall(self, histories: list[list[int]], k: int = 10, beam: int = 20,
-               exclude: list[set[int]] | None = None, batch_size: int = 256,
+               exclude: list[set[int]] | None = None, batch_size: int = SEARCH_CHUNK,
                keys: Sequence[Hashable] | None = None,
                profiles: Sequence[np.ndarray] | None = None) -> RecallResult:
         """Top-``k`` item ids per user (chronological histories of item ids; unknown items are
@@ -144,6 +144,16 @@ class GenerativeRecaller:
         self.tokens.add_many({item: sid}, self.cfg)
         log.debug("new item %d -> SID %s", item, sid)
         return sid
+
+    def add_known(self, item: int, sid: tuple[int, ...]) -> None:
+        """Insert an item whose SID was assigned by another copy of this artifact (a search
+        process mirroring its parent's upserts, models/search_process.py)."""
+        if item in self.table.sids:
+            return
+        self.table.sids[item] = tuple(sid)
+        self.table.prefix_count[tuple(sid[:-1])] += 1
+        self.trie.insert(sid, item)
+        self.tokens.add_many({item: tuple(sid)}, self.cfg)
 
     # ---------------------------------------------------------------- artifact
     def save(self, root: Path, data_hash: str, config: dict[str, Any],

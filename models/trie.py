@@ -25,6 +25,7 @@ class SidTrie:
         self._used = [1] + [0] * (len(self.vocab_sizes) - 1)  # nodes in use per level
         self.n_items = 0
         self._paths: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (n_items, ...)
+        self._ranges: tuple[int, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
 
     @property
     def depth(self) -> int:
@@ -113,6 +114,23 @@ class SidTrie:
             self._paths = (self.n_items, torch.tensor(items, dtype=torch.long),
                            torch.tensor(nodes, dtype=torch.long).view(len(items), -1))
         return self._paths[1], self._paths[2]
+
+    def ranges(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per level 1..depth-1: ``(lo, hi)`` [n_nodes] such that the items under node ``n`` are
+        ``paths()[0][lo[n]:hi[n]]`` (the walk is depth-first, so every subtree is one run of
+        it); empty runs for unused nodes. Cached until the next insert."""
+        if self._ranges is None or self._ranges[0] != self.n_items:
+            _, nodes = self.paths()
+            out = []
+            for lv in range(self.depth - 1):
+                col, n = nodes[:, lv], self.n_nodes(lv + 1)
+                pos = torch.arange(len(col))
+                lo = torch.full((n,), len(col), dtype=torch.long).scatter_reduce(
+                    0, col, pos, "amin")
+                hi = torch.zeros(n, dtype=torch.long).scatter_reduce(0, col, pos + 1, "amax")
+                out.append((lo.minimum(hi), hi))
+            self._ranges = (self.n_items, out)
+        return self._ranges[1]
 
     def items(self) -> list[tuple[tuple[int, ...], int]]:
         """All (SID, item) pairs, depth-first."""

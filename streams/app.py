@@ -26,8 +26,10 @@ from streams.faust_patches import (
 )
 from streams.handlers import (
     Runtime,
+    drain,
     handle_event_batch,
     handle_item_batch,
+    model_stage,
     run_deferred,
     swap_models,
 )
@@ -102,6 +104,10 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
         async def deferred_recomputes() -> None:
             await run_deferred(rt)
 
+    @app.task
+    async def models_and_output() -> None:  # the second stage of every micro-batch
+        await model_stage(rt)
+
     feed = CatalogueFeed(settings, lambda: rt.pipeline.models, rt.watcher.upserts,
                          rt.pipeline.limits, rt.metrics, rt.lock)
 
@@ -111,6 +117,8 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
 
     async def forget_deferred(sender: Any, *args: Any, **kwargs: Any) -> None:
         rt.pipeline.debounce.clear()  # those users' partitions may have moved
+        if not await drain(rt):  # their new owner must not see lists land after its own
+            log.warning("rebalance: %d micro-batches still in the model stage", rt.inflight)
 
     app.on_partitions_revoked.connect(forget_deferred)  # type: ignore[arg-type]
 
@@ -177,6 +185,9 @@ def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, health: 
               ) -> tuple[faust.App, Runtime]:
     """The faust app with its topics, table and agents, wired to ``pipeline``."""
     app = make_faust_app(settings)
+    # a micro-batch changelogs up to batch_max states at once: past faust's 100-record buffer,
+    # every put waits for a send (a task and a timeout per record) and logs a warning
+    app.producer.buffer.max_messages = max(100, 4 * settings.batch_max)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     # profiles share the events agent: one writer of the user state (streams/profiles.py)
     events_topic = app.topic(EVENTS_TOPIC, USERS_TOPIC, partitions=settings.topic_partitions,

@@ -64,7 +64,8 @@ class Fetch:
 class Partition:
     """What was fetched from one partition since its last seek to the committed offset."""
 
-    pending: dict[int, Fetch] = field(default_factory=dict)  # fetched, not processed
+    pending: dict[int, Fetch] = field(default_factory=dict)  # fetched, not admitted
+    inflight: set[int] = field(default_factory=set)  # admitted, not processed (lists pending)
     contiguous: int | None = None  # every offset from the commit up to here was fetched
     since: Fetch = field(default_factory=lambda: Fetch(0, time.monotonic()))  # of contiguous
     high: int = -1  # highest offset fetched
@@ -157,6 +158,8 @@ class ProcessedOffsets:
                 cursor[tp] = None
                 continue
             out.append(ev)
+            part.inflight.add(offset)  # admitted: the next one may follow before it is done
+            del part.pending[offset]
             cursor[tp] = part.next_pending(at)
         return out
 
@@ -165,6 +168,7 @@ class ProcessedOffsets:
         part = self.parts.get(tp)
         if part is not None:
             part.pending.pop(offset, None)
+            part.inflight.discard(offset)
 
     def committable(self, tp: TP, committed: int | None = None) -> int | None:
         """The offset to commit: every offset below it was fetched and processed."""
@@ -175,7 +179,11 @@ class ProcessedOffsets:
             for offset in [o for o in part.pending if o < committed]:
                 del part.pending[offset]
         blocker = part.blocker()
-        return part.contiguous if blocker is None else blocker[0]
+        at = part.contiguous if blocker is None else blocker[0]
+        if part.inflight:  # admitted, their lists not written yet
+            first = min(part.inflight)
+            at = first if at is None else min(at, first)
+        return at
 
     def partitions(self) -> set[TP]:
         return set(self.parts)

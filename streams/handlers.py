@@ -1,5 +1,12 @@
 """What the agents do with a micro-batch: plain async functions over a :class:`Runtime`.
 
+A micro-batch goes through two stages. On the event loop (``handle_event_batch``): validation,
+state, co-visitation/popularity, the cheap recall channels, the changelog and the DLQ. Then the
+model stage (``model_stage``: one task fed by a bounded queue): generative recall and ranking
+in a worker thread, the Redis write, and only then are its offsets committable. While the
+models work on batch N the loop prepares batch N+1, so the loop and the models use two cores;
+the queue bound keeps memory flat when the models lag (the batches grow instead).
+
 State writes go to the changelog partition of the event that caused them (``put_state``):
 faust's default would use the *last* event of a micro-batch that spans partitions.
 """
@@ -24,12 +31,22 @@ from streams.health import Health
 from streams.live_models import ModelWatcher
 from streams.metrics import Metrics
 from streams.output import RecWriter, item_key
-from streams.pipeline import BatchOutcome, Pipeline, Record, Reject
+from streams.pipeline import Job, Pipeline, Record, Reject
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 REASON_HEADER = "sidstream-reason"
+
+
+@dataclass
+class StageJob:
+    """A micro-batch between the two stages."""
+
+    job: Job
+    events: list[EventT]  # marked processed once their lists are written
+    start: float  # perf_counter when the batch's handling began
+    items: set[Any]  # items of the applied events (unknown-item check)
 
 
 @dataclass
@@ -48,9 +65,11 @@ class Runtime:
     processed: ProcessedOffsets
     watcher: ModelWatcher
     inflight: int = 0  # micro-batches being handled (graceful shutdown waits for them)
-    # held while the pipeline runs (in a thread, see ``run_pipeline``) and by everything on the
-    # loop that changes what it reads: model swaps, catalogue upserts, deferred recomputes
+    # held while the model stage runs (in a thread, see ``model_stage``) and by everything on
+    # the loop that changes what it reads: model swaps, catalogue upserts
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # prepared micro-batches waiting for the model stage (bounded: backpressure)
+    jobs: asyncio.Queue[StageJob] = field(default_factory=lambda: asyncio.Queue(1))
 
 
 def record_of(event: EventT) -> Record:
@@ -87,48 +106,72 @@ async def handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
         rt.inflight -= 1
 
 
-async def run_pipeline(rt: Runtime, records: list[Record]) -> BatchOutcome:
-    """``Pipeline.process`` in a worker thread, under ``rt.lock``. The model work (torch,
-    onnxruntime) releases the GIL, so meanwhile the loop keeps consuming: faust fills the next
-    micro-batch, the producer sends the changelog, Redis answers."""
-    async with rt.lock:
-        return await asyncio.to_thread(rt.pipeline.process, records, rt.table.get)
-
-
 async def _handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
     events = rt.processed.admit(events)  # in partition order, none after a dropped message
     if not events:
         return
     start = time.perf_counter()
-    outcome = await run_pipeline(rt, [record_of(e) for e in events])
+    outcome, job = rt.pipeline.prepare([record_of(e) for e in events], rt.table.get)
     if outcome.rejects:
         with_stage = time.perf_counter()
         await send_rejects(rt, outcome.rejects)
         rt.metrics.stage.labels("dlq").observe(time.perf_counter() - with_stage)
     for key, (partition, state) in outcome.states.items():
         put_state(rt.table, partition, key, state)
+    await submit(rt, StageJob(job, events, start, outcome.items))
+
+
+async def submit(rt: Runtime, job: StageJob) -> None:
+    """Queue a prepared batch for the model stage (waits while the queue is full)."""
+    rt.inflight += 1
+    try:
+        await rt.jobs.put(job)
+    except BaseException:
+        rt.inflight -= 1
+        raise
+
+
+async def model_stage(rt: Runtime) -> None:
+    """The second stage, forever: models in a worker thread, Redis, then the offsets."""
+    while True:
+        job = await rt.jobs.get()
+        try:
+            await asyncio.shield(_finish(rt, job))
+        finally:
+            rt.inflight -= 1
+
+
+async def _finish(rt: Runtime, sj: StageJob) -> None:
+    async with rt.lock:  # torch and onnxruntime release the GIL: the loop keeps going
+        lists = await asyncio.to_thread(rt.pipeline.finish, sj.job)
     redis_start = time.perf_counter()
-    await rt.writer.write(outcome.lists)
-    if outcome.items:
-        unknown = await rt.catalogue.unknown(rt.redis, outcome.items)
+    await rt.writer.write(lists)
+    if sj.items:
+        unknown = await rt.catalogue.unknown(rt.redis, sj.items)
         rt.metrics.unknown_items.inc(len(unknown))
     now = time.perf_counter()
     rt.metrics.stage.labels("redis").observe(now - redis_start)
-    rt.metrics.stage.labels("batch").observe(now - start)
-    mark_processed(rt, events)
+    if sj.events:
+        rt.metrics.stage.labels("batch").observe(now - sj.start)
+    mark_processed(rt, sj.events)
 
 
 async def run_deferred(rt: Runtime) -> None:
     """Recomputes the debounce postponed whose time has come (no new events needed)."""
     if not rt.pipeline.debounce.deferred:
         return
-    rt.inflight += 1
-    try:
-        outcome = await run_pipeline(rt, [])
-        if outcome.lists:
-            await rt.writer.write(outcome.lists)
-    finally:
-        rt.inflight -= 1
+    _, job = rt.pipeline.prepare([], rt.table.get)
+    if job.states:
+        await submit(rt, StageJob(job, [], time.perf_counter(), set()))
+
+
+async def drain(rt: Runtime, timeout_s: float = 10.0) -> bool:
+    """Wait until every admitted micro-batch has its lists written (before partitions move)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while rt.inflight and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    return not rt.inflight
 
 
 async def swap_models(rt: Runtime) -> None:

@@ -197,6 +197,12 @@ def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
         rec = GenerativeRecaller.load(directory)
         if settings.model_int8:
             rec.quantize()
+        if settings.model_process:
+            from models.artifact import resolve
+            from models.search_process import RemoteRecaller
+
+            return RemoteRecaller.start(rec, resolve(directory), settings.model_int8,
+                                        settings.prefix_cache_tokens, settings.model_threads)
         rec.enable_prefix_cache(settings.prefix_cache_tokens)
         return rec
     from export.serving import RankerSession

@@ -108,6 +108,19 @@ class BatchOutcome:
     deferred: int = 0  # users whose recompute the debounce postponed
 
 
+@dataclass
+class Job:
+    """A prepared micro-batch for the model stage: users to recompute, their cheap channels."""
+
+    states: dict[str, UserState]
+    models: ModelSet
+    version: str  # model_version of the lists
+    now_ms: int
+    excluded: dict[str, set[Any]] = field(default_factory=dict)
+    channels: dict[str, dict[str, Channel]] = field(default_factory=dict)  # key -> channels
+    popular: Channel = field(default_factory=dict)
+
+
 class Pipeline:
     def __init__(self, settings: Settings, covis: CoVisitation, popularity: DecayedPopularity,
                  metrics: Metrics, model_version: str = "baseline",
@@ -145,6 +158,14 @@ class Pipeline:
 
     def process(self, records: list[Record], load: StateLoader) -> BatchOutcome:
         """A micro-batch; with no records it only runs deferred recomputes that are due."""
+        out, job = self.prepare(records, load)
+        out.lists = self.finish(job)
+        return out
+
+    def prepare(self, records: list[Record], load: StateLoader) -> tuple[BatchOutcome, Job]:
+        """Everything of a micro-batch but the model work: validation, state, co-visitation
+        and popularity updates, debounce, the cheap recall channels. The stream worker runs it
+        on the event loop and hands the :class:`Job` to the model stage (``finish``)."""
         out = BatchOutcome()
         if records:
             self.metrics.batch_size.observe(len(records))
@@ -169,11 +190,7 @@ class Pipeline:
                 todo[key] = state
         self.debounce.computed(todo, now)
         self.metrics.deferred.set(len(self.debounce.deferred))
-        version = self.version
-        for key, items in self.recommend_many(todo).items():
-            state = todo[key]
-            out.lists.append(RecList(state.user_id, tuple(items), state.last_ts, version))
-        return out
+        return out, self.recall_cheap(todo)
 
     def recommend(self, state: UserState) -> list[Candidate]:
         """The ranked list for one user (the same path ``process`` takes)."""
@@ -181,36 +198,55 @@ class Pipeline:
 
     def recommend_many(self, states: dict[str, UserState]) -> dict[str, list[Candidate]]:
         """Ranked lists for many users: batched recall, one ranker call."""
-        if not states:
-            return {}
+        return self.rank(self.recall_cheap(states))
+
+    def recall_cheap(self, states: dict[str, UserState]) -> Job:
+        """The channels that read the live co-visitation, popularity and bandit statistics
+        (which the next micro-batch updates): computed before the model stage runs."""
         models = self.models  # one consistent set for the whole batch
+        job = Job(states, models, self.version, int(self.clock() * 1000))
+        if not states:
+            return job
         self.metrics.recomputes.inc(len(states))
         with self._stage("recall"):
-            excluded = {k: self.excluded(st) for k, st in states.items()}
-            gen: dict[str, Channel] = {}
-            if models.recaller is not None and self.quotas[GENERATIVE] > 0:
-                with self._stage("generative"):
-                    gen = self.generative.recall(
-                        models.recaller, models.recall_version,
-                        [RecallRequest(k, st, excluded[k]) for k, st in states.items()],
-                        self.quotas[GENERATIVE], self.settings.beam)
+            job.excluded = {k: self.excluded(st) for k, st in states.items()}
             with self._stage("coldstart"):
-                cold = self.coldstart.recall(models.recaller, states, excluded,
-                                             self.quotas[COLDSTART], int(self.clock() * 1000))
-            popular = popular_channel(self.popularity, self.recall_cfg)  # same for everyone
-            channels: dict[str, dict[str, Channel]] = {}
+                cold = self.coldstart.recall(models.recaller, states, job.excluded,
+                                             self.quotas[COLDSTART], job.now_ms)
+            job.popular = popular_channel(self.popularity, self.recall_cfg)  # same for all
             for k, st in states.items():  # dict order = channel priority for the quotas
-                channels[k] = {GENERATIVE: gen.get(k, {}), COLDSTART: cold.get(k, {}),
-                               COVISIT: covisit_channel(st, self.covis, self.recall_cfg)}
+                job.channels[k] = {GENERATIVE: {}, COLDSTART: cold.get(k, {}),
+                                   COVISIT: covisit_channel(st, self.covis, self.recall_cfg)}
                 if models.i2i is not None and self.quotas[I2I] > 0:
-                    channels[k][I2I] = i2i_channel(st, models.i2i, self.recall_cfg)
-                channels[k][POPULAR] = popular
+                    job.channels[k][I2I] = i2i_channel(st, models.i2i, self.recall_cfg)
+                job.channels[k][POPULAR] = job.popular
+        return job
+
+    def finish(self, job: Job) -> list[RecList]:
+        """The model stage of a prepared micro-batch: its users' lists."""
+        return [RecList(job.states[key].user_id, tuple(items), job.states[key].last_ts,
+                        job.version) for key, items in self.rank(job).items()]
+
+    def rank(self, job: Job) -> dict[str, list[Candidate]]:
+        """Generative recall for all of a job's users at once, then quotas and one ranker
+        call (or the score blend without a ranker). Reads only the job and the models."""
+        states, models, channels, excluded = job.states, job.models, job.channels, job.excluded
+        if not states:
+            return {}
+        if models.recaller is not None and self.quotas[GENERATIVE] > 0:
+            with self._stage("generative"):
+                gen = self.generative.recall(
+                    models.recaller, models.recall_version,
+                    [RecallRequest(k, st, excluded[k]) for k, st in states.items()],
+                    self.quotas[GENERATIVE], self.settings.beam)
+            for k, ch in gen.items():
+                channels[k][GENERATIVE] = ch
         with self._stage("rank"):
             if models.ranker is None:
                 return {k: merge_channels(ch, self.weights, excluded[k], self.settings.rec_size)
                         for k, ch in channels.items()}
             keys = list(states)
-            top_popular = ranked(popular)  # the same for everyone: ranked once
+            top_popular = ranked(job.popular)  # the same for everyone: ranked once
             cands = [select_candidates({**channels[k], POPULAR: top_popular}, self.quotas,
                                        excluded[k], self.settings.rec_size) for k in keys]
             sources = Counter(c.source for cs in cands for c in cs)
@@ -218,7 +254,7 @@ class Pipeline:
                 self.metrics.candidates.labels(source).inc(n)
             with self._stage("ranker"):
                 lists = rank_batch(models.ranker, self.blend, [states[k] for k in keys], cands,
-                                   int(self.clock() * 1000), self.settings.rec_size)
+                                   job.now_ms, self.settings.rec_size)
         return dict(zip(keys, lists, strict=True))
 
     def excluded(self, state: UserState) -> set[Any]:

@@ -112,6 +112,6 @@ def rank_batch(ranker: RankerSession, weights: BlendWeights, states: Sequence[Us
         s = final[start: start + len(cands)]
         start += len(cands)
         order = np.argsort(-s, kind="stable")[:n]
-        out[u] = [Candidate(cands[i].item_id, round(float(s[i]), 6), cands[i].source)
-                  for i in order.tolist()]
+        out[u] = [Candidate(cands[i].item_id, score, cands[i].source)
+                  for i, score in zip(order.tolist(), s[order].round(6).tolist(), strict=True)]
     return out

@@ -69,6 +69,9 @@ class Settings:
     beam: int = 20  # generative recall beam width
     # int8 linear layers in the generative model (GenerativeRecaller.quantize; see the README)
     model_int8: bool = True
+    # the beam search in a child process (models/search_process.py): off the GIL of the event
+    # loop and faust's threads, on a core of its own
+    model_process: bool = True
     quota_generative: int = 50  # candidates per channel before ranking
     quota_covisit: int = 50
     quota_i2i: int = 30  # the DeepI2I table's channel, when an i2i artifact is loaded

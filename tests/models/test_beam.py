@@ -7,6 +7,7 @@ import torch
 from models.generative import SIDGPT
 from models.recall_data import ItemTokens, make_batch
 from models.recaller import GenerativeRecaller
+from models.trie import SidTrie
 from tests.models.conftest import N_ITEMS, tiny_recaller
 
 HISTORIES = [[3, 4, 5], [10], [], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]
@@ -115,3 +116,22 @@ def test_look_ahead_keeps_results_valid_and_exclusions(steer: float) -> None:
     wide = rec.recall(HISTORIES, k=5, beam=64)  # a beam that holds every prefix: no effect
     rec.steer = 0.0
     assert np.array_equal(wide.items, rec.recall(HISTORIES, k=5, beam=64).items)
+
+
+def test_subtree_mass_is_the_item_heads_mass_under_each_prefix() -> None:
+    from models.beam import RowMap, _subtree_mass
+
+    sids = [(a, b, c) for a in range(3) for b in range(2) for c in range(2) if (a + b + c) % 3]
+    trie = SidTrie.from_sids((3, 2, 2), [(s, 10 + i) for i, s in enumerate(sids)])
+    rows = RowMap.build({10 + i: 1 + i for i in range(len(sids))}, len(sids) + 1)
+    logp = torch.randn(2, len(sids) + 1).log_softmax(-1)
+    mass = _subtree_mass(trie, logp, rows)
+    items, nodes = trie.paths()
+    for lv in range(trie.depth - 1):
+        n = trie.n_nodes(lv + 1)
+        got = mass.log_at(lv, torch.arange(2).repeat_interleave(n),
+                          torch.arange(n).repeat(2)).exp().view(2, n)
+        for node in range(trie.n_nodes(lv + 1)):
+            under = items[nodes[:, lv] == node]
+            want = logp[:, rows.lookup(under)].exp().sum(1)
+            assert torch.allclose(got[:, node], want, rtol=1e-5)

@@ -67,3 +67,15 @@ def test_paths_follow_the_tables_and_refresh_after_insert() -> None:
         assert int(trie.table(1)[path[0], sid[1]]) == path[1]
     trie.insert((3, 3, 0), 13)
     assert 13 in trie.paths()[0].tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(sid_st, unique=True, min_size=1, max_size=40))
+def test_every_subtree_is_one_run_of_the_paths(sids: list[tuple[int, ...]]) -> None:
+    trie = SidTrie.from_sids(VOCAB, [(s, i) for i, s in enumerate(sids)])
+    _, nodes = trie.paths()
+    for lv, (lo, hi) in enumerate(trie.ranges()):
+        assert len(lo) == len(hi) == trie.n_nodes(lv + 1)
+        for node in range(trie.n_nodes(lv + 1)):
+            under = (nodes[:, lv] == node).nonzero().squeeze(1).tolist()
+            assert list(range(int(lo[node]), int(hi[node]))) == under

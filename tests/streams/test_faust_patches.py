@@ -134,6 +134,23 @@ def test_events_behind_a_dropped_message_wait_and_it_is_read_again() -> None:
     assert admitted(p, ev(TP0, 1), ev(TP0, 2), ev(TP0, 2), ev(TP0, 3)) == [1, 2, 3]
 
 
+def test_the_next_batch_is_admitted_while_the_last_is_in_the_model_stage() -> None:
+    p = ProcessedOffsets([T])
+    p.reset({TP0: 0})
+    fetch(p, TP0, 0, 1, 2, 3)
+    assert admitted(p, ev(TP0, 0), ev(TP0, 1)) == [0, 1]  # batch N: state applied
+    assert admitted(p, ev(TP0, 2), ev(TP0, 3)) == [2, 3]  # batch N+1, N's lists not written
+    assert admitted(p, ev(TP0, 1)) == []  # a second copy of an admitted one is not
+    assert p.dropped(TP0, 1e9) is None  # admitted is not dropped, however long it takes
+    assert p.committable(TP0) == 0  # nothing committed before its list is written
+    p.mark(TP0, 2)
+    p.mark(TP0, 3)  # N+1 finished first (it cannot, but commits must not depend on it)
+    assert p.committable(TP0) == 0
+    p.mark(TP0, 0)
+    p.mark(TP0, 1)
+    assert p.committable(TP0) == 4
+
+
 def test_events_fetched_before_the_assignment_or_applied_while_settling_are_not() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP0, 5, 6)  # previous generation

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.recaller import GenerativeRecaller
+from models.search_process import RemoteRecaller, SearchProcessError
+from tests.models.conftest import DIM, N_ITEMS, clustered_vectors, tiny_recaller
+
+HISTORIES = [[1, 2, 3], [7], [4, 5, 6, 7, 8, 9, 10, 11, 12]]
+
+
+def test_the_child_answers_like_the_local_recaller_and_follows_upserts(tmp_path: Path) -> None:
+    path = tiny_recaller(item_loss=1.0).save(tmp_path, "abc", {}, {})
+    local = GenerativeRecaller.load(path)
+    remote = RemoteRecaller.start(GenerativeRecaller.load(path), path, int8=False,
+                                  cache_tokens=10_000)
+    try:
+        excl = [set(h) for h in HISTORIES]
+        want = local.recall(HISTORIES, k=5, beam=8, exclude=excl)
+        got = remote.recall(HISTORIES, k=5, beam=8, exclude=excl, keys=["a", "b", "c"])
+        assert np.array_equal(got.items, want.items)
+        assert np.allclose(got.scores, want.scores, atol=1e-5)
+        # an upsert gets its SID here; the child inserts the same SID before the next recall
+        vec = clustered_vectors(n=N_ITEMS + 1, dim=DIM, seed=7)[-1]
+        sid = remote.add_item(1000, vector=vec)
+        assert remote.table.sids[1000] == sid
+        res = remote.recall([[1, 2]], k=3, beam=64, exclude=[set(range(1, N_ITEMS + 1))])
+        assert res.items[0].tolist() == [1000, -1, -1]
+    finally:
+        remote.close()
+    with pytest.raises(SearchProcessError):
+        remote.recall(HISTORIES, k=5, beam=8)
+
+
+def test_a_child_that_cannot_load_is_reported(tmp_path: Path) -> None:
+    path = tiny_recaller().save(tmp_path, "abc", {}, {})
+    local = GenerativeRecaller.load(path)
+    (path / "generative.pt").write_bytes(b"corrupt")
+    with pytest.raises(SearchProcessError, match="search process"):
+        RemoteRecaller.start(local, path, int8=False, cache_tokens=0)
