@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
@@ -117,6 +117,13 @@ class GenerativeRecaller:
                          self.steer)
             items[idx], scores[idx] = res.items, res.scores
         return RecallResult(items, scores)
+
+    def submit(self, histories: list[list[int]], k: int = 10, beam: int = 20,
+               exclude: list[set[int]] | None = None, keys: Sequence[Hashable] | None = None
+               ) -> Callable[[], RecallResult]:
+        """``recall`` as a job: the returned function gives its result. Here the search runs
+        when it is called; a search process (models/search_process.py) starts it at once."""
+        return lambda: self.recall(histories, k, beam, exclude, keys=keys)
 
     @torch.no_grad()
     def encode(self, rows: list[np.ndarray], profiles: Sequence[np.ndarray] | None = None

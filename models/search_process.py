@@ -19,11 +19,12 @@ in the order of the pipe, so a recall sent after an upsert sees the item. If the
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing as mp
+import queue
+import threading
 import weakref
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,13 @@ class RemoteRecaller(GenerativeRecaller):
 
     conn: Connection
     proc: Any  # multiprocessing.Process (spawn context)
+    _send_lock: threading.Lock
+    _recv_lock: threading.Lock
+    _sent: int  # tickets handed out (recall messages sent)
+    _received: int  # replies read from the pipe
+    _replies: dict[int, tuple[Any, ...]]  # read, not yet claimed
+    _outbox: queue.SimpleQueue[tuple[Any, ...] | None]  # to the child, in order (None: stop)
+    _status: dict[str, str]  # "failed": why sending failed ("" while it works)
 
     @classmethod
     def start(cls, local: GenerativeRecaller, path: Path, int8: bool, cache_tokens: int,
@@ -70,7 +78,13 @@ class RemoteRecaller(GenerativeRecaller):
         rec.__dict__.update(local.__dict__)
         rec.prefix_cache = None
         rec.conn, rec.proc = parent, proc
-        weakref.finalize(rec, _stop, parent, proc)
+        rec._send_lock, rec._recv_lock = threading.Lock(), threading.Lock()
+        rec._sent = rec._received = 0
+        rec._replies, rec._status = {}, {"failed": ""}
+        rec._outbox = queue.SimpleQueue()
+        threading.Thread(target=_sender, args=(rec._outbox, parent, rec._status, proc.pid),
+                         name="sidstream-search-send", daemon=True).start()
+        weakref.finalize(rec, _stop, rec._outbox, proc, parent)
         log.info("search process %d serves %s", proc.pid, path)
         return rec
 
@@ -80,8 +94,16 @@ class RemoteRecaller(GenerativeRecaller):
                profiles: Sequence[np.ndarray] | None = None) -> RecallResult:
         if profiles is not None:  # cold-start encodings are local (see streams/coldstart.py)
             return super().recall(histories, k, beam, exclude, batch_size, keys, profiles)
-        reply = self._call(("recall", histories, k, beam, exclude, batch_size, keys))
-        return RecallResult(reply[0], reply[1])
+        return self.submit(histories, k, beam, exclude, keys)()
+
+    def submit(self, histories: list[list[int]], k: int = 10, beam: int = 20,
+               exclude: list[set[int]] | None = None, keys: Sequence[Hashable] | None = None
+               ) -> Callable[[], RecallResult]:
+        """Send the search now; the returned function waits for its result. Several may be
+        outstanding (the child answers in order), e.g. the next micro-batch's search while
+        this process ranks the last one."""
+        ticket = self._send(("recall", histories, k, beam, exclude, SEARCH_CHUNK, keys))
+        return lambda: self._reply(ticket)
 
     def add_item(self, item: int, text: str | None = None, vector: np.ndarray | None = None
                  ) -> tuple[int, ...]:
@@ -92,31 +114,55 @@ class RemoteRecaller(GenerativeRecaller):
         return sid
 
     def close(self) -> None:
-        _stop(self.conn, self.proc)
+        _stop(self._outbox, self.proc, self.conn)
 
-    def _send(self, msg: tuple[Any, ...]) -> None:
-        try:
-            self.conn.send(msg)
-        except (OSError, ValueError) as exc:
-            raise SearchProcessError(f"search process {self.proc.pid} is gone: {exc}") from exc
+    def _send(self, msg: tuple[Any, ...]) -> int:
+        """Queue a message for the sender thread (never blocks on a full pipe while the child
+        is busy); returns the ticket of a message that gets a reply (-1: none)."""
+        with self._send_lock:
+            if self._status["failed"]:
+                raise SearchProcessError(self._status["failed"])
+            self._outbox.put(msg)
+            if msg[0] != "recall":
+                return -1
+            self._sent += 1
+            return self._sent - 1
 
-    def _call(self, msg: tuple[Any, ...]) -> tuple[Any, ...]:
-        self._send(msg)
-        try:
-            tag, *rest = self.conn.recv()
-        except (EOFError, OSError) as exc:
-            raise SearchProcessError(f"search process {self.proc.pid} died: {exc}") from exc
+    def _reply(self, ticket: int) -> RecallResult:
+        with self._recv_lock:
+            while ticket not in self._replies:
+                try:
+                    self._replies[self._received] = self.conn.recv()
+                except (EOFError, OSError) as exc:
+                    raise SearchProcessError(f"search process {self.proc.pid} died: {exc}"
+                                             ) from exc
+                self._received += 1
+            tag, *rest = self._replies.pop(ticket)
         if tag != "ok":
             raise SearchProcessError(f"search process {self.proc.pid}: {rest[0]}")
-        return tuple(rest)
+        return RecallResult(rest[0], rest[1])
 
 
-def _stop(conn: Connection, proc: Any) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        conn.send(("stop",))
+def _sender(outbox: queue.SimpleQueue[tuple[Any, ...] | None], conn: Connection,
+            status: dict[str, str], pid: int) -> None:
+    """The one writer of the pipe (a thread; it holds no reference to the recaller, so a
+    swapped-out recaller is collected and its child stopped)."""
+    while (msg := outbox.get()) is not None:
+        try:
+            conn.send(msg)
+        except (OSError, ValueError) as exc:
+            status["failed"] = f"search process {pid} is gone: {exc}"
+            return
+
+
+def _stop(outbox: queue.SimpleQueue[tuple[Any, ...] | None], proc: Any, conn: Connection
+          ) -> None:
+    outbox.put(("stop",))
+    outbox.put(None)
     proc.join(5)
     if proc.is_alive():
         proc.kill()
+        proc.join(1)
     conn.close()
 
 

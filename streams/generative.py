@@ -11,9 +11,10 @@ beam search is skipped.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,6 +26,7 @@ from streams.recall import Channel
 from streams.state import UserState
 
 if TYPE_CHECKING:
+    from models.beam import RecallResult
     from models.recaller import GenerativeRecaller
 
 GENERATIVE = "generative"
@@ -48,38 +50,64 @@ def stream_id(item: int, like: Id | None) -> Id:
     return str(item) if isinstance(like, str) else item
 
 
+@dataclass
+class PendingRecall:
+    """A micro-batch's generative recall between ``start`` and ``finish``."""
+
+    out: dict[str, Channel] = field(default_factory=dict)  # cache hits, then everyone
+    todo: list[tuple[RecallRequest, tuple[int, ...], set[int], Hashable]] = field(
+        default_factory=list)
+    result: Callable[[], RecallResult] | None = None  # the submitted search of ``todo``
+
+
 class GenerativeChannel:
     def __init__(self, metrics: Metrics, cache_users: int = 100_000) -> None:
         self.metrics = metrics
         self.cache_users = cache_users
         self.cache: OrderedDict[str, tuple[Hashable, Channel]] = OrderedDict()
+        # the model stage starts a batch's lookups while the batch before it is stored
+        self.lock = threading.Lock()
 
     def recall(self, rec: GenerativeRecaller, version: str, requests: Sequence[RecallRequest],
                k: int, beam: int) -> dict[str, Channel]:
         """Channel (item -> probability of its SID path) per user key; users whose model view of
         the history is empty get nothing (popularity covers them)."""
-        out: dict[str, Channel] = {}
-        todo: list[tuple[RecallRequest, tuple[int, ...], set[int], Hashable]] = []
+        return self.finish(self.start(rec, version, requests, k, beam))
+
+    def start(self, rec: GenerativeRecaller, version: str, requests: Sequence[RecallRequest],
+              k: int, beam: int) -> PendingRecall:
+        """Cache lookups, then one search for the misses, submitted (a search process starts
+        it at once: see ``streams.handlers.model_stage``)."""
+        pending = PendingRecall()
         for req in requests:
             hist = model_history(req.state, rec.max_hist)
             if not hist:
                 continue
             excl = {m for m in map(model_item_id, req.exclude) if m is not None}
             inputs = (version, hist, frozenset(excl), k, beam)
-            hit = self.cache.get(req.key)
+            with self.lock:
+                hit = self.cache.get(req.key)
+                if hit is not None and hit[0] == inputs:
+                    self.cache.move_to_end(req.key)
             if hit is not None and hit[0] == inputs:
-                self.cache.move_to_end(req.key)
-                out[req.key] = hit[1]
+                pending.out[req.key] = hit[1]
                 self.metrics.recall_cache.labels("hit").inc()
                 continue
             self.metrics.recall_cache.labels("miss").inc()
-            todo.append((req, hist, excl, inputs))
-        if not todo:
+            pending.todo.append((req, hist, excl, inputs))
+        if pending.todo:
+            pending.result = rec.submit([list(t[1]) for t in pending.todo], k=k, beam=beam,
+                                        exclude=[t[2] for t in pending.todo],
+                                        keys=[t[0].key for t in pending.todo])
+        return pending
+
+    def finish(self, pending: PendingRecall) -> dict[str, Channel]:
+        out = pending.out
+        if pending.result is None:
             return out
-        res = rec.recall([list(t[1]) for t in todo], k=k, beam=beam,
-                         exclude=[t[2] for t in todo], keys=[t[0].key for t in todo])
+        res = pending.result()
         probs = np.exp(res.scores.astype(np.float64))  # log-prob -> prob (padding -> 0)
-        for row, (req, _, _, key_inputs) in enumerate(todo):
+        for row, (req, _, _, key_inputs) in enumerate(pending.todo):
             like = req.state.seq[-1].item_id if req.state.seq else None
             channel = {stream_id(int(i), like): float(p)
                        for i, p in zip(res.items[row], probs[row], strict=True) if i > 0}
@@ -90,7 +118,8 @@ class GenerativeChannel:
     def _remember(self, key: str, inputs: Hashable, channel: Channel) -> None:
         if self.cache_users <= 0:
             return
-        self.cache[key] = (inputs, channel)
-        self.cache.move_to_end(key)
-        while len(self.cache) > self.cache_users:
-            self.cache.popitem(last=False)
+        with self.lock:
+            self.cache[key] = (inputs, channel)
+            self.cache.move_to_end(key)
+            while len(self.cache) > self.cache_users:
+                self.cache.popitem(last=False)

@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,13 +133,24 @@ async def submit(rt: Runtime, job: StageJob) -> None:
 
 
 async def model_stage(rt: Runtime) -> None:
-    """The second stage, forever: models in a worker thread, Redis, then the offsets."""
+    """The second stage, forever: models, Redis, then the offsets. While this process ranks
+    one micro-batch, the search process already searches for the next one when it is ready."""
+    started: deque[StageJob] = deque()
     while True:
-        job = await rt.jobs.get()
+        if not started:
+            started.append(_start(rt, await rt.jobs.get()))
+        if len(started) < 2 and not rt.jobs.empty():
+            started.append(_start(rt, rt.jobs.get_nowait()))
+        sj = started.popleft()
         try:
-            await asyncio.shield(_finish(rt, job))
+            await asyncio.shield(_finish(rt, sj))
         finally:
             rt.inflight -= 1
+
+
+def _start(rt: Runtime, sj: StageJob) -> StageJob:
+    rt.pipeline.start(sj.job)
+    return sj
 
 
 async def _finish(rt: Runtime, sj: StageJob) -> None:

@@ -21,7 +21,7 @@ from streams.coldstart import COLDSTART, ColdStartChannel
 from streams.covisit import TYPE_WEIGHTS, CoVisitation
 from streams.debounce import Debouncer
 from streams.events import Event, Id, Limits, Rejected, parse_event
-from streams.generative import GENERATIVE, GenerativeChannel, RecallRequest
+from streams.generative import GENERATIVE, GenerativeChannel, PendingRecall, RecallRequest
 from streams.i2i import I2I, i2i_channel
 from streams.live_models import ModelSet
 from streams.metrics import Metrics
@@ -119,6 +119,7 @@ class Job:
     excluded: dict[str, set[Any]] = field(default_factory=dict)
     channels: dict[str, dict[str, Channel]] = field(default_factory=dict)  # key -> channels
     popular: Channel = field(default_factory=dict)
+    pending: PendingRecall | None = None  # its generative search, once submitted (``start``)
 
 
 class Pipeline:
@@ -222,6 +223,17 @@ class Pipeline:
                 job.channels[k][POPULAR] = job.popular
         return job
 
+    def start(self, job: Job) -> None:
+        """Submit the job's generative search, if not yet: a search process starts on it at
+        once, so it can run while this process ranks the micro-batch before."""
+        models = job.models
+        if (job.pending is None and job.states and models.recaller is not None
+                and self.quotas[GENERATIVE] > 0):
+            job.pending = self.generative.start(
+                models.recaller, models.recall_version,
+                [RecallRequest(k, st, job.excluded[k]) for k, st in job.states.items()],
+                self.quotas[GENERATIVE], self.settings.beam)
+
     def finish(self, job: Job) -> list[RecList]:
         """The model stage of a prepared micro-batch: its users' lists."""
         return [RecList(job.states[key].user_id, tuple(items), job.states[key].last_ts,
@@ -233,14 +245,11 @@ class Pipeline:
         states, models, channels, excluded = job.states, job.models, job.channels, job.excluded
         if not states:
             return {}
-        if models.recaller is not None and self.quotas[GENERATIVE] > 0:
+        self.start(job)
+        if job.pending is not None:
             with self._stage("generative"):
-                gen = self.generative.recall(
-                    models.recaller, models.recall_version,
-                    [RecallRequest(k, st, excluded[k]) for k, st in states.items()],
-                    self.quotas[GENERATIVE], self.settings.beam)
-            for k, ch in gen.items():
-                channels[k][GENERATIVE] = ch
+                for k, ch in self.generative.finish(job.pending).items():
+                    channels[k][GENERATIVE] = ch
         with self._stage("rank"):
             if models.ranker is None:
                 return {k: merge_channels(ch, self.weights, excluded[k], self.settings.rec_size)

@@ -93,7 +93,9 @@ def run_promote(cfg: PromoteConfig, settings: Settings | None = None) -> dict[st
     challenger = cfg.challenger.resolve()
     root, version = challenger.parent, challenger.name
     kind = kind_of(challenger)
-    settings = replace(settings or Settings.from_env(), model_dir=root.parent, debounce_ms=0)
+    # an offline replay on one thread: no event loop to keep the search away from
+    settings = replace(settings or Settings.from_env(), model_dir=root.parent, debounce_ms=0,
+                       model_process=False)
     watcher = ModelWatcher(settings, Metrics())
     serving = watcher.load_initial()  # the other kind as the workers serve it
     champ_version = champion_of(root, version)

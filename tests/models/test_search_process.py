@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,21 @@ def test_a_child_that_cannot_load_is_reported(tmp_path: Path) -> None:
     (path / "generative.pt").write_bytes(b"corrupt")
     with pytest.raises(SearchProcessError, match="search process"):
         RemoteRecaller.start(local, path, int8=False, cache_tokens=0)
+
+
+def test_outstanding_searches_are_answered_in_order_and_a_dropped_one_stops_its_child(
+        tmp_path: Path) -> None:
+    path = tiny_recaller(item_loss=1.0).save(tmp_path, "abc", {}, {})
+    local = GenerativeRecaller.load(path)
+    remote = RemoteRecaller.start(GenerativeRecaller.load(path), path, int8=False,
+                                  cache_tokens=0)
+    first = remote.submit(HISTORIES[:1], k=4, beam=8)
+    second = remote.submit(HISTORIES[1:], k=4, beam=8)
+    # claimed out of order: the replies are matched to their requests
+    assert np.array_equal(second().items, local.recall(HISTORIES[1:], k=4, beam=8).items)
+    assert np.array_equal(first().items, local.recall(HISTORIES[:1], k=4, beam=8).items)
+    proc = remote.proc
+    del remote, first, second
+    gc.collect()
+    proc.join(10)
+    assert not proc.is_alive()

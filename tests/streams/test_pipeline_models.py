@@ -31,7 +31,9 @@ class Clock:
 
 
 def make(model_dir: Path, **over: Any) -> tuple[Pipeline, Clock, ModelWatcher]:
-    settings = Settings.from_env({}, model_dir=model_dir, **over)
+    # the search in this process: the child process is tested in tests/models and through
+    # the workers of the integration tests
+    settings = Settings.from_env({}, model_dir=model_dir, **{"model_process": False, **over})
     clock, metrics = Clock(), Metrics()
     pipe = Pipeline(settings, CoVisitation(), DecayedPopularity(), metrics, clock=clock)
     watcher = ModelWatcher(settings, metrics)
