@@ -13,7 +13,8 @@ Every case runs on a fresh embedded stack (Tansu + redis-server) with one worker
 Cases: ``limit`` (no model work: consume, state, co-visitation + popularity lists, Redis),
 the full pipeline at each beam width, and the full pipeline at ``rate`` events/s. Co-visitation
 and popularity are seeded from the data set in every case, so the difference is the models'.
-The worker's CPU (cores busy, from /proc) and resident memory are reported per case.
+The worker's CPU (cores busy, from /proc) and resident memory are reported per case, its search
+process (``SIDSTREAM_MODEL_PROCESS``) included.
 
 The measured worker batches its changelog records as it would on Apache Kafka
 (``SIDSTREAM_BROKER_KIND=kafka``); the warm-up worker writes single-record batches, so that the
@@ -211,18 +212,44 @@ def _sustained(samples: list[tuple[float, float]], n: int) -> float:
     return 0.8 * n / (hi - lo) if hi > lo else n / max(samples[-1][0], 1e-9)
 
 
+def _tree(pid: int) -> list[int]:
+    """The worker and its child processes (the search process)."""
+    out = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _memory_mb(pid: int) -> tuple[float, float]:
-    vals = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            vals[key] = int(rest.split()[0]) / 1024
-    return round(vals.get("VmRSS", 0.0), 1), round(vals.get("VmHWM", 0.0), 1)
+    """Resident and peak resident MB of the worker and its child processes together."""
+    rss = peak = 0.0
+    for p in _tree(pid):
+        try:
+            text = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, rest = line.partition(":")
+            if key == "VmRSS":
+                rss += int(rest.split()[0]) / 1024
+            elif key == "VmHWM":
+                peak += int(rest.split()[0]) / 1024
+    return round(rss, 1), round(peak, 1)
 
 
 def _mean(snap: Snapshot, name: str) -> float:
