@@ -136,16 +136,20 @@ async def model_stage(rt: Runtime) -> None:
     """The second stage, forever: models, Redis, then the offsets. While this process ranks
     one micro-batch, the search process already searches for the next one when it is ready."""
     started: deque[StageJob] = deque()
-    while True:
-        if not started:
-            started.append(_start(rt, await rt.jobs.get()))
-        if len(started) < 2 and not rt.jobs.empty():
-            started.append(_start(rt, rt.jobs.get_nowait()))
-        sj = started.popleft()
-        try:
+    try:
+        while True:
+            if not started:
+                started.append(_start(rt, await rt.jobs.get()))
+            if len(started) < 2 and not rt.jobs.empty():
+                started.append(_start(rt, rt.jobs.get_nowait()))
+            sj = started[0]
             await asyncio.shield(_finish(rt, sj))
-        finally:
+            started.popleft()
             rt.inflight -= 1
+    except Exception as exc:  # a bug or a dead search process: nothing more gets written
+        log.exception("model stage failed; the worker is no longer live")
+        rt.health.failed = f"model stage: {exc!r}"[:300]
+        raise
 
 
 def _start(rt: Runtime, sj: StageJob) -> StageJob:

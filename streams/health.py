@@ -26,13 +26,17 @@ class Health:
     broker: bool = False
     redis: bool = False
     models: bool = False
+    failed: str = ""  # an unrecoverable error (the model stage died): not live, restart me
 
     def beat(self) -> None:
         self.heartbeat = time.monotonic()
 
     def live(self) -> tuple[bool, dict[str, object]]:
         age = time.monotonic() - self.heartbeat
-        return age < self.live_timeout_s, {"event_loop_age_s": round(age, 2)}
+        checks: dict[str, object] = {"event_loop_age_s": round(age, 2)}
+        if self.failed:
+            checks["failed"] = self.failed
+        return age < self.live_timeout_s and not self.failed, checks
 
     def ready(self) -> tuple[bool, dict[str, object]]:
         checks: dict[str, object] = {"broker": self.broker, "redis": self.redis,

@@ -34,3 +34,12 @@ def test_endpoints_report_liveness_readiness_and_metrics() -> None:
         assert get(port, "/nope")[0] == 404
     finally:
         server.shutdown()
+
+
+def test_a_failed_model_stage_is_not_live() -> None:
+    health = Health()
+    health.broker = health.redis = health.models = True
+    assert health.live()[0] and health.ready()[0]
+    health.failed = "model stage: SearchProcessError('search process 7 died')"
+    ok, checks = health.live()
+    assert not ok and "died" in str(checks["failed"]) and not health.ready()[0]
