@@ -68,7 +68,7 @@ class PrefixCache:
             else:
                 self.misses += 1
                 full.append(i)
-        if full and not extend and len(full) == len(keys):  # all misses: one plain prefill
+        if keys and len(full) == len(keys):  # all misses: one plain prefill
             enc, made = self._full(model, item_tokens, list(rows))
             for key, e in zip(keys, made, strict=True):
                 self._put(key, e)

@@ -119,11 +119,11 @@ class GenerativeRecaller:
         return RecallResult(items, scores)
 
     def submit(self, histories: list[list[int]], k: int = 10, beam: int = 20,
-               exclude: list[set[int]] | None = None, keys: Sequence[Hashable] | None = None
-               ) -> Callable[[], RecallResult]:
+               exclude: list[set[int]] | None = None, keys: Sequence[Hashable] | None = None,
+               batch_size: int = SEARCH_CHUNK) -> Callable[[], RecallResult]:
         """``recall`` as a job: the returned function gives its result. Here the search runs
         when it is called; a search process (models/search_process.py) starts it at once."""
-        return lambda: self.recall(histories, k, beam, exclude, keys=keys)
+        return lambda: self.recall(histories, k, beam, exclude, batch_size, keys)
 
     @torch.no_grad()
     def encode(self, rows: list[np.ndarray], profiles: Sequence[np.ndarray] | None = None
@@ -147,20 +147,25 @@ class GenerativeRecaller:
         x = torch.as_tensor(np.asarray(vector, np.float32)).view(1, -1)
         codes, cand = self.rqvae.encode_candidates(x, self.n_last_candidates)
         sid = self.table.add(item, codes[0].numpy(), cand[0].numpy())
-        self.trie.insert(sid, item)
-        self.tokens.add_many({item: sid}, self.cfg)
+        self._insert(item, sid)
         log.debug("new item %d -> SID %s", item, sid)
         return sid
 
     def add_known(self, item: int, sid: tuple[int, ...]) -> None:
         """Insert an item whose SID was assigned by another copy of this artifact (a search
-        process mirroring its parent's upserts, models/search_process.py)."""
+        process mirroring its parent's upserts, models/search_process.py). The SID table
+        assigns it again from its codes: a copy out of step with the other raises."""
         if item in self.table.sids:
             return
-        self.table.sids[item] = tuple(sid)
-        self.table.prefix_count[tuple(sid[:-1])] += 1
+        got = self.table.add(item, np.asarray(sid[:-1], np.int64))
+        if got != tuple(sid):
+            raise ValueError(f"item {item}: SID {tuple(sid)} assigned elsewhere, {got} here")
+        self._insert(item, got)
+
+    def _insert(self, item: int, sid: tuple[int, ...]) -> None:
+        """A new item's SID into the trie and the token table (recallable from now on)."""
         self.trie.insert(sid, item)
-        self.tokens.add_many({item: tuple(sid)}, self.cfg)
+        self.tokens.add_many({item: sid}, self.cfg)
 
     # ---------------------------------------------------------------- artifact
     def save(self, root: Path, data_hash: str, config: dict[str, Any],

@@ -94,15 +94,15 @@ class RemoteRecaller(GenerativeRecaller):
                profiles: Sequence[np.ndarray] | None = None) -> RecallResult:
         if profiles is not None:  # cold-start encodings are local (see streams/coldstart.py)
             return super().recall(histories, k, beam, exclude, batch_size, keys, profiles)
-        return self.submit(histories, k, beam, exclude, keys)()
+        return self.submit(histories, k, beam, exclude, keys, batch_size)()
 
     def submit(self, histories: list[list[int]], k: int = 10, beam: int = 20,
-               exclude: list[set[int]] | None = None, keys: Sequence[Hashable] | None = None
-               ) -> Callable[[], RecallResult]:
+               exclude: list[set[int]] | None = None, keys: Sequence[Hashable] | None = None,
+               batch_size: int = SEARCH_CHUNK) -> Callable[[], RecallResult]:
         """Send the search now; the returned function waits for its result. Several may be
         outstanding (the child answers in order), e.g. the next micro-batch's search while
         this process ranks the last one."""
-        ticket = self._send(("recall", histories, k, beam, exclude, SEARCH_CHUNK, keys))
+        ticket = self._send(("recall", histories, k, beam, exclude, batch_size, keys))
         return lambda: self._reply(ticket)
 
     def add_item(self, item: int, text: str | None = None, vector: np.ndarray | None = None

@@ -85,3 +85,15 @@ def test_int8_serving_keeps_the_constraints_and_the_ranking(recaller: Generative
         # quantization moves scores a little; the top of the list stays (mostly) the same
         assert len(set(got[:5]) & set(int(i) for i in fp32.items[u][:5])) >= 3
     np.testing.assert_allclose(int8.scores[:, 0], fp32.scores[:, 0], atol=0.25)
+
+
+def test_a_copy_takes_an_upsert_by_its_sid_and_refuses_one_out_of_step() -> None:
+    from tests.models.conftest import tiny_recaller
+
+    here, there = tiny_recaller(), tiny_recaller()
+    sid = here.add_item(1000, vector=clustered_vectors(n=N_ITEMS + 1, dim=DIM, seed=7)[-1])
+    there.add_known(1000, sid)
+    assert there.table.sids[1000] == sid and there.trie.lookup(sid) == 1000
+    wrong = (*sid[:-1], sid[-1] + 2)  # this copy would give the next item sid[-1] + 1
+    with pytest.raises(ValueError, match="assigned elsewhere"):
+        there.add_known(1001, wrong)
