@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from models.beam import SEARCH_CHUNK, RecallResult
+from models.heap import settle_heap
 from models.recaller import GenerativeRecaller
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ def _serve(conn: Connection, path: str, int8: bool, cache_tokens: int, threads: 
     except Exception as exc:  # reported to the parent, which refuses the artifact
         conn.send(("error", repr(exc)))
         return
+    settle_heap()
     conn.send(("ready", rec.n_items))
     while True:
         try:

@@ -18,12 +18,7 @@ from redis.exceptions import RedisError
 
 from streams.catalogue import Catalogue
 from streams.catalogue_feed import CatalogueFeed
-from streams.faust_patches import (
-    ProcessedOffsets,
-    guard_acks,
-    reseek_skipped,
-    set_fetch_max_wait,
-)
+from streams.faust_patches import guard_acks, reseek_skipped, set_fetch_max_wait
 from streams.handlers import (
     Runtime,
     drain,
@@ -36,6 +31,7 @@ from streams.handlers import (
 from streams.health import Health
 from streams.live_models import ModelWatcher
 from streams.metrics import Metrics
+from streams.offsets import ProcessedOffsets
 from streams.output import RecWriter
 from streams.pipeline import Pipeline
 from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, USERS_TOPIC, Settings

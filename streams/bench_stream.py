@@ -47,6 +47,9 @@ from streams.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 BEAUTY = "../shared/data/amazon-beauty-2014"
+# how often the worker's /metrics is read while measuring (each read costs the worker CPU;
+# the 10 %/90 % times are interpolated between reads)
+POLL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class CaseResult:
     rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
     mean_batch: float = 0.0
+    mean_job_users: float = 0.0  # users per model-stage job (micro-batches joined while lagging)
     stages_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -182,7 +186,7 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
         samples.append((time.monotonic() - t0, done))
         if done >= n:
             break
-        time.sleep(0.1)
+        time.sleep(POLL_S)
     wall, cpu = time.monotonic() - t0, _cpu_seconds(pid) - cpu0
     producer.join()
     if samples[-1][1] < n:
@@ -193,6 +197,7 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
                      round(case.rate or n / max(samples[0][0], 1e-9), 1),
                      cpu_cores=round(cpu / wall, 2), rss_mb=rss, peak_rss_mb=peak,
                      mean_batch=round(_mean(snap, "sidstream_batch_size"), 1),
+                     mean_job_users=round(_mean(snap, "sidstream_model_job_users"), 1),
                      stages_ms=_stages(snap))
     if case.rate:
         res.freshness_ms = {f"p{int(q * 100)}": round(1000 * snap.quantile(
@@ -202,10 +207,14 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
 
 def _sustained(samples: list[tuple[float, float]], n: int) -> float:
     """Events/s between 10 % and 90 % of the events done (start-up and tail left out)."""
-    def when(frac: float) -> float:
+    def when(frac: float) -> float:  # interpolated between the two samples around it
+        prev_t, prev_done = samples[0]
         for t, done in samples:
             if done >= frac * n:
-                return t
+                if done <= prev_done:
+                    return t
+                return prev_t + (t - prev_t) * (frac * n - prev_done) / (done - prev_done)
+            prev_t, prev_done = t, done
         return samples[-1][0]
 
     lo, hi = when(0.1), when(0.9)
@@ -260,7 +269,7 @@ def _mean(snap: Snapshot, name: str) -> float:
 def _stages(snap: Snapshot) -> dict[str, float]:
     """Mean ms per batch of each pipeline stage."""
     out = {}
-    for stage in ("state", "generative", "ranker", "redis", "batch"):
+    for stage in ("state", "search", "generative", "ranker", "redis", "batch"):
         count = snap.get("sidstream_stage_seconds_count", stage=stage)
         if count:
             out[stage] = round(1000 * snap.get("sidstream_stage_seconds_sum", stage=stage)
@@ -272,6 +281,7 @@ def _row(r: CaseResult) -> str:
     fresh = " ".join(f"{k} {v:.0f} ms" for k, v in r.freshness_ms.items())
     return (f"{r.name:<24} {r.events_per_s:>8.0f} ev/s  cpu {r.cpu_cores:.2f} cores  "
             f"rss {r.rss_mb:.0f} MB (peak {r.peak_rss_mb:.0f})  batch {r.mean_batch:.0f}  "
+            f"job {r.mean_job_users:.0f} users  "
             f"{fresh}")
 
 

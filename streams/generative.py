@@ -58,6 +58,12 @@ class PendingRecall:
     todo: list[tuple[RecallRequest, tuple[int, ...], set[int], Hashable]] = field(
         default_factory=list)
     result: Callable[[], RecallResult] | None = None  # the submitted search of ``todo``
+    found: RecallResult | None = None  # its result, once ``wait`` returned
+
+    def wait(self) -> None:
+        """Block until the search is done (blocking: call it from a thread)."""
+        if self.result is not None and self.found is None:
+            self.found = self.result()
 
 
 class GenerativeChannel:
@@ -91,10 +97,10 @@ class GenerativeChannel:
                     self.cache.move_to_end(req.key)
             if hit is not None and hit[0] == inputs:
                 pending.out[req.key] = hit[1]
-                self.metrics.recall_cache.labels("hit").inc()
                 continue
-            self.metrics.recall_cache.labels("miss").inc()
             pending.todo.append((req, hist, excl, inputs))
+        self.metrics.recall_cache.labels("hit").inc(len(pending.out))
+        self.metrics.recall_cache.labels("miss").inc(len(pending.todo))
         if pending.todo:
             pending.result = rec.submit([list(t[1]) for t in pending.todo], k=k, beam=beam,
                                         exclude=[t[2] for t in pending.todo],
@@ -105,7 +111,9 @@ class GenerativeChannel:
         out = pending.out
         if pending.result is None:
             return out
-        res = pending.result()
+        pending.wait()
+        res = pending.found
+        assert res is not None
         probs = np.exp(res.scores.astype(np.float64))  # log-prob -> prob (padding -> 0)
         for row, (req, _, _, key_inputs) in enumerate(pending.todo):
             like = req.state.seq[-1].item_id if req.state.seq else None

@@ -2,10 +2,11 @@
 
 A micro-batch goes through two stages. On the event loop (``handle_event_batch``): validation,
 state, co-visitation/popularity, the cheap recall channels, the changelog and the DLQ. Then the
-model stage (``model_stage``: one task fed by a bounded queue): generative recall and ranking
-in a worker thread, the Redis write, and only then are its offsets committable. While the
-models work on batch N the loop prepares batch N+1, so the loop and the models use two cores;
-the queue bound keeps memory flat when the models lag (the batches grow instead).
+model stage (``model_stage``, fed by a one-job queue): the generative search (in the search
+process), ranking in a worker thread, the Redis write, and only then are its offsets
+committable. The loop, the search and the ranking work on three consecutive jobs at once. While
+the models lag, each new micro-batch joins the job waiting for them (``submit``, up to
+``SIDSTREAM_MODEL_BATCH_MAX`` users): batches grow, not queues or memory.
 
 State writes go to the changelog partition of the event that caused them (``put_state``):
 faust's default would use the *last* event of a micro-batch that spans partitions.
@@ -17,7 +18,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +27,10 @@ from redis.exceptions import RedisError
 
 from streams.catalogue import Catalogue
 from streams.events import Rejected, parse_item
-from streams.faust_patches import ProcessedOffsets
 from streams.health import Health
 from streams.live_models import ModelWatcher
 from streams.metrics import Metrics
+from streams.offsets import ProcessedOffsets
 from streams.output import RecWriter, item_key
 from streams.pipeline import Job, Pipeline, Record, Reject
 from streams.settings import Settings
@@ -48,6 +48,15 @@ class StageJob:
     events: list[EventT]  # marked processed once their lists are written
     start: float  # perf_counter when the batch's handling began
     items: set[Any]  # items of the applied events (unknown-item check)
+
+    def absorb(self, later: StageJob, cap: int) -> bool:
+        """Join a later micro-batch to this one while it waits for the models (at most ``cap``
+        users): while the models lag, batches grow instead of the queue."""
+        if len(self.job.states) + len(later.job.states) > cap or not self.job.absorb(later.job):
+            return False
+        self.events += later.events
+        self.items |= later.items
+        return True
 
 
 @dataclass
@@ -123,38 +132,64 @@ async def _handle_event_batch(rt: Runtime, events: list[EventT]) -> None:
 
 
 async def submit(rt: Runtime, job: StageJob) -> None:
-    """Queue a prepared batch for the model stage (waits while the queue is full)."""
+    """Hand a prepared batch to the model stage: it joins the batch already waiting there if
+    it can (``StageJob.absorb``), else it waits for room in the queue."""
+    if not rt.jobs.empty():
+        queued = rt.jobs.get_nowait()  # no await until it is back: nothing else sees the gap
+        merged = queued.absorb(job, rt.settings.model_batch_max)
+        rt.jobs.put_nowait(queued)
+        if merged:
+            rt.metrics.merged_batches.inc()
+            return
     rt.inflight += 1
+    rt.processed.stalled = rt.jobs.full()
     try:
         await rt.jobs.put(job)
     except BaseException:
         rt.inflight -= 1
         raise
+    finally:
+        if rt.processed.stalled:
+            rt.processed.resume()
 
 
 async def model_stage(rt: Runtime) -> None:
-    """The second stage, forever: models, Redis, then the offsets. While this process ranks
-    one micro-batch, the search process already searches for the next one when it is ready."""
-    started: deque[StageJob] = deque()
+    """The second stage, forever: a search loop and a rank loop (see their docs); a failure in
+    either stops both and marks the worker not live."""
+    searched: asyncio.Queue[StageJob] = asyncio.Queue(1)
     try:
-        while True:
-            if not started:
-                started.append(_start(rt, await rt.jobs.get()))
-            if len(started) < 2 and not rt.jobs.empty():
-                started.append(_start(rt, rt.jobs.get_nowait()))
-            sj = started[0]
-            await asyncio.shield(_finish(rt, sj))
-            started.popleft()
-            rt.inflight -= 1
-    except Exception as exc:  # a bug or a dead search process: nothing more gets written
-        log.exception("model stage failed; the worker is no longer live")
+        async with asyncio.TaskGroup() as group:
+            group.create_task(_search_loop(rt, searched))
+            group.create_task(_rank_loop(rt, searched))
+    except Exception as group:  # a bug or a dead search process: nothing more gets written
+        exc = group.exceptions[0] if isinstance(group, ExceptionGroup) else group
+        log.error("model stage failed; the worker is no longer live", exc_info=exc)
         rt.health.failed = f"model stage: {exc!r}"[:300]
         raise
 
 
-def _start(rt: Runtime, sj: StageJob) -> StageJob:
-    rt.pipeline.start(sj.job)
-    return sj
+async def _search_loop(rt: Runtime, searched: asyncio.Queue[StageJob]) -> None:
+    """Submit the next job's generative search as soon as the one before it is done: the
+    search process never waits for the ranking, and the job that waited meanwhile has gathered
+    every micro-batch that came (``submit``): one larger search."""
+    while True:
+        sj = await rt.jobs.get()
+        rt.metrics.job_users.observe(len(sj.job.states))
+        start = time.perf_counter()
+        rt.pipeline.start(sj.job)
+        pending = sj.job.pending
+        if pending is not None and pending.result is not None:
+            await asyncio.to_thread(pending.wait)
+            rt.metrics.stage.labels("search").observe(time.perf_counter() - start)
+        await searched.put(sj)
+
+
+async def _rank_loop(rt: Runtime, searched: asyncio.Queue[StageJob]) -> None:
+    """Rank, write and commit each searched job, in order, while the next one is searched."""
+    while True:
+        sj = await searched.get()
+        await asyncio.shield(_finish(rt, sj))
+        rt.inflight -= 1
 
 
 async def _finish(rt: Runtime, sj: StageJob) -> None:

@@ -45,6 +45,9 @@ class Metrics:
                                ["stage"], buckets=STAGE_BUCKETS, registry=r)
         self.batch_size = Histogram("sidstream_batch_size", "Messages per micro-batch",
                                     buckets=BATCH_BUCKETS, registry=r)
+        self.job_users = Histogram("sidstream_model_job_users",
+                                   "Users per model-stage job (micro-batches joined while the "
+                                   "models lag)", buckets=BATCH_BUCKETS, registry=r)
         self.pending_writes = Gauge("sidstream_redis_pending_lists",
                                     "Lists waiting for Redis to come back", registry=r)
         self.assigned = Gauge("sidstream_assigned_partitions",
@@ -78,6 +81,9 @@ class Metrics:
         self.debounced = Counter("sidstream_recomputes_debounced_total",
                                  "Recomputes postponed by the per-user debounce interval",
                                  registry=r)
+        self.merged_batches = Counter("sidstream_batches_merged_total",
+                                      "Micro-batches that joined one waiting for the models "
+                                      "(the models lag: batches grow)", registry=r)
         self.deferred = Gauge("sidstream_recomputes_deferred_users",
                               "Users with a postponed recompute", registry=r)
         self.recall_cache = Counter("sidstream_recall_cache_total",

@@ -121,6 +121,18 @@ class Job:
     popular: Channel = field(default_factory=dict)
     pending: PendingRecall | None = None  # its generative search, once submitted (``start``)
 
+    def absorb(self, later: Job) -> bool:
+        """Take in a later micro-batch's users (not yet started, same models): its states,
+        exclusions and channels replace this job's for users in both. False if it can't."""
+        if self.pending is not None or later.pending is not None or \
+                later.models is not self.models or later.version != self.version:
+            return False
+        self.states.update(later.states)
+        self.excluded.update(later.excluded)
+        self.channels.update(later.channels)
+        self.popular, self.now_ms = later.popular, later.now_ms
+        return True
+
 
 class Pipeline:
     def __init__(self, settings: Settings, covis: CoVisitation, popularity: DecayedPopularity,
@@ -299,6 +311,7 @@ class Pipeline:
         a worker died between the changelog write and the Redis write.
         """
         touched: dict[str, UserState] = {}
+        types: Counter[str] = Counter()
         for key, batch in users.items():
             raw = load(key)
             state = UserState.from_json(raw) if raw else UserState(batch.user_id)
@@ -306,7 +319,8 @@ class Pipeline:
             fresh, redelivered = batch.redelivered(state)
             result = apply_events(state, fresh, self.state_limits)
             out.duplicates += len(result.duplicates) + redelivered
-            self.metrics.duplicates.inc(len(result.duplicates) + redelivered)
+            if result.duplicates or redelivered:
+                self.metrics.duplicates.inc(len(result.duplicates) + redelivered)
             touched[key] = state  # duplicates too: a redelivery may follow a lost Redis write
             if batch.profile is not None:
                 state.profile = batch.profile.profile
@@ -317,9 +331,11 @@ class Pipeline:
             for ev in result.applied:
                 out.items.add(ev.item_id)
                 self.learn(before, ev)
-                self.metrics.events.labels(ev.type).inc()
+                types[ev.type] += 1
             out.applied += len(result.applied)
             out.states[key] = (batch.partition, state.to_json())
+        for typ, n in types.items():
+            self.metrics.events.labels(typ).inc(n)
         return touched
 
     def learn(self, before: list[Any], ev: Event) -> None:

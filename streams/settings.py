@@ -42,6 +42,9 @@ class Settings:
     # --- ingest ---
     batch_max: int = 500  # micro-batch cap (stream.take)
     batch_within_s: float = 0.05  # how long a partial micro-batch waits
+    # users one model-stage job may gather: while the models lag, new micro-batches join the
+    # job waiting for them (fewer, larger searches) until it holds this many
+    model_batch_max: int = 2000
     max_event_bytes: int = 16_384  # larger payloads go to the DLQ as too_large
     max_id_chars: int = 256
     future_skew_s: int = 3600  # events further in the future are rejected
@@ -116,7 +119,7 @@ class Settings:
         if self.broker_kind not in ("kafka", "tansu"):
             raise ValueError(f"SIDSTREAM_BROKER_KIND must be kafka or tansu: {self.broker_kind!r}")
         for name in ("topic_partitions", "seq_len", "dedup_window", "rec_size", "batch_max",
-                     "rec_ttl_s", "max_event_bytes", "beam", "model_poll_s"):
+                     "model_batch_max", "rec_ttl_s", "max_event_bytes", "beam", "model_poll_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SIDSTREAM_{name.upper()} must be positive")
         for name in ("model_threads", "quota_generative", "quota_covisit", "quota_popular",

@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from models.heap import settle_heap
 from streams.app import build_app
 from streams.catalogue import Catalogue
 from streams.health import Health, serve
@@ -61,6 +62,7 @@ def run_worker(loglevel: str = "info", settings: Settings | None = None) -> int:
     if pipeline.models.recaller is not None:
         catalogue.add(pipeline.models.recaller.table.sids)
     app, _ = build_app(settings, pipeline, metrics, health, catalogue, watcher)
+    settle_heap()  # what start-up loaded stays: out of the cyclic collector's way
     log.info("worker %s: broker %s, redis %s, http :%d (/metrics /livez /readyz), model %s",
              settings.app_id, settings.broker, settings.redis_url, settings.metrics_port,
              pipeline.version)

@@ -28,6 +28,7 @@ def test_bench_stream_runs_every_case(trained_models: Path, tmp_path: Path,
     assert [r.name for r in results] == ["limit", "full beam 4", "full beam 4 @ 100/s"]
     assert all(r.events_per_s > 0 and r.rss_mb > 0 and r.cpu_cores > 0 for r in results)
     assert "generative" in results[1].stages_ms and "generative" not in results[0].stages_ms
+    assert "search" in results[1].stages_ms and results[1].mean_job_users >= 1
     assert set(results[-1].freshness_ms) == {"p50", "p95", "p99"}
     assert "stream bench: full pipeline" in capsys.readouterr().out
     assert len(json.loads(out.read_text())["results"]) == 3

@@ -14,8 +14,8 @@ from faust.transport import producer as producer_mod
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from streams import faust_patches
-from streams.faust_patches import ProcessedOffsets
+from streams import faust_patches, offsets
+from streams.offsets import ProcessedOffsets
 
 T = "sidstream-events"
 TP0 = TP(T, 0)
@@ -166,13 +166,28 @@ def test_events_fetched_before_the_assignment_or_applied_while_settling_are_not(
 
 def test_dropped_when_the_stream_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(faust_patches.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(offsets.time, "monotonic", lambda: now[0])
     p = ProcessedOffsets([T])
     fetch(p, TP0, 0, 1)
     p.mark(TP0, 0)  # the stream is busy with this fetch: 1 may still be on its way
     assert p.dropped(TP0, now[0] + 1.0) is None
-    assert p.dropped(TP0, now[0] + faust_patches.RESEEK_AFTER_S - 0.5) is None
-    assert p.dropped(TP0, now[0] + faust_patches.RESEEK_AFTER_S) == 1  # idle since
+    assert p.dropped(TP0, now[0] + offsets.RESEEK_AFTER_S - 0.5) is None
+    assert p.dropped(TP0, now[0] + offsets.RESEEK_AFTER_S) == 1  # idle since
+
+
+def test_not_dropped_while_the_handler_waits_for_the_model_stage(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(offsets.time, "monotonic", lambda: now[0])
+    p = ProcessedOffsets([T])
+    fetch(p, TP0, 0, 1)
+    p.mark(TP0, 0)
+    p.stalled = True  # backpressure: the stream idles because the handler waits
+    now[0] += 10 * offsets.RESEEK_AFTER_S
+    assert p.dropped(TP0, now[0]) is None
+    p.resume()  # the wait is over: the stream gets the usual time to deliver 1
+    assert p.dropped(TP0, now[0] + offsets.IDLE_S - 0.5) is None
+    assert p.dropped(TP0, now[0] + offsets.IDLE_S) == 1
 
 
 def test_what_was_fetched_since_the_assignment_survives_the_seek() -> None:
