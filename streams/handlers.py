@@ -142,14 +142,15 @@ async def submit(rt: Runtime, job: StageJob) -> None:
             rt.metrics.merged_batches.inc()
             return
     rt.inflight += 1
-    rt.processed.stalled = rt.jobs.full()
+    stalled = rt.jobs.full()
+    rt.processed.stalled += stalled
     try:
         await rt.jobs.put(job)
     except BaseException:
         rt.inflight -= 1
         raise
     finally:
-        if rt.processed.stalled:
+        if stalled:
             rt.processed.resume()
 
 

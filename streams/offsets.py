@@ -73,8 +73,8 @@ class ProcessedOffsets:
         self.settling = False  # assigned, not yet seeked to the committed offsets: no commits
         self.seq = 0
         self.done_at: dict[str, float] = {}  # topic -> when a message was last admitted/processed
-        # the handler waits for the model stage (backpressure): the stream idles, drops nothing
-        self.stalled = False
+        # handlers waiting for the model stage (backpressure): the stream idles, drops nothing
+        self.stalled = 0
         self.refused = 0  # messages found dropped by faust and read again
 
     def fetched(self, records: Mapping[Any, Sequence[Any]]) -> None:
@@ -197,9 +197,9 @@ class ProcessedOffsets:
         return offset if now - self.done_at.get(tp.topic, 0.0) >= IDLE_S else None
 
     def resume(self) -> None:
-        """The handler stopped waiting for the model stage: the stream counts as busy now."""
+        """A handler stopped waiting for the model stage: the stream counts as busy now."""
         now = time.monotonic()
-        self.stalled = False
+        self.stalled = max(0, self.stalled - 1)
         self.done_at = dict.fromkeys(self.topics, now)
 
     def rearm(self, tp: TP, now: float) -> None:

@@ -182,7 +182,7 @@ def test_not_dropped_while_the_handler_waits_for_the_model_stage(
     p = ProcessedOffsets([T])
     fetch(p, TP0, 0, 1)
     p.mark(TP0, 0)
-    p.stalled = True  # backpressure: the stream idles because the handler waits
+    p.stalled = 1  # backpressure: the stream idles because the handler waits
     now[0] += 10 * offsets.RESEEK_AFTER_S
     assert p.dropped(TP0, now[0]) is None
     p.resume()  # the wait is over: the stream gets the usual time to deliver 1
