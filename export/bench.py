@@ -21,9 +21,9 @@ from typing import NamedTuple
 import numpy as np
 
 from export.serving import RankBatch, RankerSession, TorchRanker
-from models.dataset import ItemMeta
-from models.ranker import Ranker, RankerConfig
-from models.ranker_features import EVENT_IDS, ItemFeatures
+from models.data.dataset import ItemMeta
+from models.rank.features import EVENT_IDS, ItemFeatures
+from models.rank.model import Ranker, RankerConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def synthetic_features(cfg: RankerConfig, seed: int) -> ItemFeatures:
 def load_model(bc: BenchConfig, workdir: Path) -> tuple[Ranker, ItemFeatures, Path, str]:
     """(model, features, onnx path, description) from an artifact or freshly initialised."""
     if bc.artifact:
-        from models.ranker_artifact import load_artifact
+        from models.rank.artifact import load_artifact
 
         art = load_artifact(bc.artifact)
         return art.model, art.features, art.onnx_path, f"artifact {art.directory}"

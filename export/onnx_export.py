@@ -1,6 +1,6 @@
 """Export the ranker's serving graph to ONNX (dynamic axes) and check parity with torch.
 
-The graph is ``models.ranker.ServingRanker``: it takes ``models.ranker_features.ServingInputs``
+The graph is ``models.rank.model.ServingRanker``: it takes ``models.rank.features.ServingInputs``
 (the item feature table and item ids; the feature gather and user context run in the graph)
 and returns pCTR, pCVR and pCTCVR, [U, C] each. Table rows (R), users (U) and candidates per
 user (C) are dynamic; the history length N is fixed to ``RankerConfig.max_hist`` (the host
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.ranker import Ranker, ServingRanker
-from models.ranker_features import ModelInputs, ServingInputs, model_inputs
+from models.rank.features import ModelInputs, ServingInputs, model_inputs
+from models.rank.model import Ranker, ServingRanker
 
 log = logging.getLogger(__name__)
 

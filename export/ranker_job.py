@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from models.ranker_data import DataConfig, Examples, LabelRule, eval_negatives, histories, last_age
-from models.ranker_features import ServingInputs, serving_inputs
+from models.rank.data import DataConfig, Examples, LabelRule, eval_negatives, histories, last_age
+from models.rank.features import ServingInputs, serving_inputs
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,11 @@ def run_train_job(job: TrainJob, train_cfg: Any) -> Path:
     import torch
 
     from export.onnx_export import INPUT_NAMES, OPSET, export_and_verify
-    from models.dataset import load_dataset
-    from models.ranker import Ranker
-    from models.ranker_artifact import save_artifact
-    from models.ranker_features import load_item_sid
-    from models.train_ranker import model_config, prepare_data, train
+    from models.data.dataset import load_dataset
+    from models.rank.artifact import save_artifact
+    from models.rank.features import load_item_sid
+    from models.rank.model import Ranker
+    from models.rank.train import model_config, prepare_data, train
 
     torch.set_num_threads(job.threads)
     t0 = time.monotonic()

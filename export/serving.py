@@ -6,11 +6,11 @@ The stream calls :meth:`RankerSession.score` once per micro-batch with every use
     batch = RankBatch(hist_items, hist_events, last_age_s, cand_items)
     scores = session.score(batch)          # RankScores: pctr, pcvr, pctcvr, [U, C] each
     final = blend(scores.pctr, scores.pctcvr, session.features.prices(cand_items),
-                  BlendWeights.from_env())  # export/blend.py
+                  BlendWeights.from_env())  # streams/pipeline/blend.py
 
 - ``hist_items`` int [U, N'] item ids, right-aligned (most recent last), 0 = padding; any N'
   (the session keeps the model's last ``max_hist`` columns);
-- ``hist_events`` int [U, N'] ``models.ranker_features.EVENT_IDS`` (view 1, click 2, cart 3,
+- ``hist_events`` int [U, N'] ``models.rank.features.EVENT_IDS`` (view 1, click 2, cart 3,
   order 4; 0 padding);
 - ``last_age_s`` float [U] seconds since the user's last event (NaN: unknown), or None;
 - ``cand_items`` int [U, C] candidate item ids, 0 = padding (scores 0 there).
@@ -19,8 +19,8 @@ Users with different numbers of candidates: build the [U, C] array from a flat l
 :func:`pad_candidates` and read the flat scores back with ``scores.pctr[rows, cols]``.
 
 The host work per call is only cutting histories to ``max_hist`` and fixing dtypes
-(:func:`models.ranker_features.serving_inputs`): the graph (``models.ranker.ServingRanker``)
-gathers the item feature rows from the live :class:`models.ranker_features.ItemFeatures` table
+(:func:`models.rank.features.serving_inputs`): the graph (``models.rank.model.ServingRanker``)
+gathers the item feature rows from the live :class:`models.rank.features.ItemFeatures` table
 and computes the user context itself. The table is a graph *input* with a dynamic row axis, not
 an initializer, passed zero-copy on every call: in-place upserts are seen at once, and a grown
 table (a new array) is simply the next call's input -- no re-export, no re-binding.
@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from models.ranker_features import ItemFeatures, ServingInputs, serving_inputs
+from models.rank.features import ItemFeatures, ServingInputs, serving_inputs
 
 if TYPE_CHECKING:
-    from models.ranker import Ranker
+    from models.rank.model import Ranker
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class RankerSession:
     def from_artifact(cls, path: Path | str, intra_op_threads: int = 1,
                       prefer_cuda: bool = True) -> RankerSession:
         """Session over a validated ranker artifact (version dir, or root with ``LATEST``)."""
-        from models.ranker_artifact import load_artifact
+        from models.rank.artifact import load_artifact
 
         art = load_artifact(path)
         sess = cls(art.onnx_path, art.features, art.config.max_hist,
@@ -218,7 +218,7 @@ class TorchRanker:
     """
 
     def __init__(self, model: Ranker, features: ItemFeatures) -> None:
-        from models.ranker import ServingRanker
+        from models.rank.model import ServingRanker
 
         self.model = model.eval()
         self.graph = ServingRanker(self.model).eval()

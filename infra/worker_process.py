@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from infra.embedded import free_port
-from streams.scrape import Snapshot, processed, scrape
+from infra.scrape import Snapshot, processed, scrape
 
 
 class WorkerProcess:
@@ -25,7 +25,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         out = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", self.loglevel],
+            [sys.executable, "-m", "streams.cli.main", "worker", "--loglevel", self.loglevel],
             env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 

@@ -65,7 +65,7 @@ class Metrics:
                            registry=r)
         self.covisit_items = Gauge("sidstream_covisit_items", "Items in the co-visitation index",
                                    registry=r)
-        # --- models (streams/live_models.py) and incremental work ---
+        # --- models (streams/runtime/model_watcher.py) and incremental work ---
         self.model_info = Gauge("sidstream_model_info", "1 for each model version being served",
                                 ["kind", "version"], registry=r)
         self.model_refused = Counter("sidstream_model_refused_total",

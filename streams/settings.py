@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.events import EVENT_TYPES
+from streams.contracts.events import EVENT_TYPES
 
 ENV_PREFIX = "SIDSTREAM_"
 
@@ -20,7 +20,7 @@ ENV_PREFIX = "SIDSTREAM_"
 EVENTS_TOPIC = "sidstream-events"
 ITEMS_TOPIC = "sidstream-items"
 DLQ_TOPIC = "sidstream-events-dlq"
-USERS_TOPIC = "sidstream-users"  # user profiles (streams/profiles.py)
+USERS_TOPIC = "sidstream-users"  # user profiles (streams/contracts/profiles.py)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Settings:
     weight_covisit: float = 1.0
     weight_popular: float = 0.15
     weight_i2i: float = 0.5
-    # --- models (generative recall + ONNX ranker; see streams/live_models.py) ---
+    # --- models (generative recall + ONNX ranker; see streams/runtime/model_watcher.py) ---
     models: bool = True  # load artifacts from model_dir/recall and model_dir/ranker
     model_poll_s: float = 10.0  # how often the worker looks for a newer artifact
     # torch / onnxruntime intra-op threads (0: one per core; more threads than idle cores
@@ -72,14 +72,15 @@ class Settings:
     beam: int = 20  # generative recall beam width
     # int8 linear layers in the generative model (GenerativeRecaller.quantize; see the README)
     model_int8: bool = True
-    # the beam search in a child process (models/search_process.py): off the GIL of the event
+    # the beam search in a child process (models/recall/search_process.py): off the GIL of the event
     # loop and faust's threads, on a core of its own
     model_process: bool = True
     quota_generative: int = 50  # candidates per channel before ranking
     quota_covisit: int = 50
     quota_i2i: int = 30  # the DeepI2I table's channel, when an i2i artifact is loaded
     quota_popular: int = 20  # also fills lists of users with too few other candidates
-    # --- cold start from profiles (models/coldstart.py; needs a recall model with profiles) ---
+    # --- cold start from profiles (models/coldstart/prefix_recall.py; needs a recall model with
+    # profiles) ---
     quota_coldstart: int = 50
     coldstart_max_events: int = 3  # users with fewer events get the cold-start channel
     coldstart_epsilon: float = 0.01  # SKUs kept when their bandit score exceeds it

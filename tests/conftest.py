@@ -17,8 +17,8 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from infra.embedded import Stack, embedded_stack, free_port
 from infra.worker_process import WorkerProcess
+from streams.runtime.topics import ensure_topics
 from streams.settings import DLQ_TOPIC, Settings
-from streams.topics import ensure_topics
 
 T = TypeVar("T")
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export import cli
 from export.serving import RankBatch, RankerSession
-from models.ranker_artifact import load_artifact
-from models.ranker_toy import toy_dataset, write_shared_format
+from models.rank.artifact import load_artifact
+from models.rank.toy import toy_dataset, write_shared_format
+from streams.cli import export_cmds as cli
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

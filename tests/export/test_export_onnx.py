@@ -20,10 +20,10 @@ from export.onnx_export import (
     random_serving_inputs,
 )
 from export.ranker_job import real_batches
-from models.ranker import Ranker
-from models.ranker_data import DataConfig
-from models.ranker_toy import toy_dataset
-from models.train_ranker import RankerData, model_config, prepare_data
+from models.rank.data import DataConfig
+from models.rank.model import Ranker
+from models.rank.toy import toy_dataset
+from models.rank.train import RankerData, model_config, prepare_data
 
 torch.set_num_threads(1)
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from export import serving
-from export.blend import BlendWeights, blend
 from export.onnx_export import export_onnx
 from export.serving import (
     CPU,
@@ -21,11 +20,12 @@ from export.serving import (
     choose_providers,
     pad_candidates,
 )
-from models.dataset import ItemMeta
-from models.ranker import Ranker
-from models.ranker_features import EVENT_IDS, ItemFeatures
-from models.ranker_toy import toy_dataset
-from models.train_ranker import model_config
+from models.data.dataset import ItemMeta
+from models.rank.features import EVENT_IDS, ItemFeatures
+from models.rank.model import Ranker
+from models.rank.toy import toy_dataset
+from models.rank.train import model_config
+from streams.pipeline.blend import BlendWeights, blend
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.chaos_scenarios import (
+from streams.jobs.chaos_scenarios import (
     ChaosConfig,
     crash,
     graceful,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.cli import build_parser
+from streams.cli.main import build_parser
 from streams.metrics import Metrics
 from streams.settings import Settings
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.dataset import ItemMeta, SeqDataset
-from models.generative import SIDGPT, GenConfig
-from models.recaller import GenerativeRecaller
-from models.rqvae import RQVAE, RQVAEConfig
-from models.sid import build_sid_table
+from models.data.dataset import ItemMeta, SeqDataset
+from models.recall.model import SIDGPT, GenConfig
+from models.recall.recaller import GenerativeRecaller
+from models.sid.rqvae import RQVAE, RQVAEConfig
+from models.sid.table import build_sid_table
 
 torch.set_num_threads(1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.bandit import ItemBandit
+from models.coldstart.bandit import ItemBandit
 
 
 def test_without_statistics_every_sku_gets_the_same_score() -> None:

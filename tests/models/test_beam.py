@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.generative import SIDGPT
-from models.recall_data import ItemTokens, make_batch
-from models.recaller import GenerativeRecaller
-from models.trie import SidTrie
+from models.recall.data import ItemTokens, make_batch
+from models.recall.model import SIDGPT
+from models.recall.recaller import GenerativeRecaller
+from models.sid.trie import SidTrie
 from tests.models.conftest import N_ITEMS, tiny_recaller
 
 HISTORIES = [[3, 4, 5], [10], [], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]
@@ -91,7 +91,7 @@ def test_everything_excluded_gives_padding(recaller: GenerativeRecaller) -> None
 
 def test_dense_and_sparse_exclusion_agree(recaller: GenerativeRecaller,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from models import beam
+    from models.recall import beam
 
     exclude = [{3, 4, 5, 6}, {10, 11}, set(), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}]
     dense = recaller.recall(HISTORIES, k=8, beam=6, exclude=exclude)
@@ -119,7 +119,7 @@ def test_look_ahead_keeps_results_valid_and_exclusions(steer: float) -> None:
 
 
 def test_subtree_mass_is_the_item_heads_mass_under_each_prefix() -> None:
-    from models.beam import RowMap, _subtree_mass
+    from models.recall.beam import RowMap, _subtree_mass
 
     sids = [(a, b, c) for a in range(3) for b in range(2) for c in range(2) if (a + b + c) % 3]
     trie = SidTrie.from_sids((3, 2, 2), [(s, 10 + i) for i, s in enumerate(sids)])

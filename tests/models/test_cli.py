@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def test_cli_registers_commands_without_importing_torch() -> None:
-    code = ("import argparse, sys; from models import cli; p = argparse.ArgumentParser(); "
+    code = ("import argparse, sys; from streams.cli import models_cmds as cli; "
+            "p = argparse.ArgumentParser(); "
             "s = p.add_subparsers(); cli.add_commands(s); "
             "cli.add_bench_commands(s.add_parser('bench').add_subparsers()); "
             "print('torch' in sys.modules)")
@@ -18,7 +19,7 @@ def test_cli_registers_commands_without_importing_torch() -> None:
 
 
 def test_cli_parses_train_and_bench_arguments() -> None:
-    from models import cli
+    from streams.cli import models_cmds as cli
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")

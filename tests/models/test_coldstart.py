@@ -15,20 +15,20 @@ import numpy as np
 import pytest
 import torch
 
-from models.bandit import ItemBandit
-from models.coldstart import ColdStartConfig, ColdStartRecaller, prefix_search
-from models.dataset import SeqDataset
-from models.eval_coldstart import (
+from models.coldstart.bandit import ItemBandit
+from models.coldstart.evaluate import (
     ColdStartEvalConfig,
     evaluate_case,
     make_cases,
     train_statistics,
 )
-from models.generative import GenConfig
-from models.profile import Profile, ProfileVocab
-from models.profile_train import ProfileTrainConfig, new_recaller, profile_windows, train
-from models.recall_data import make_batch
-from models.recaller import GenerativeRecaller
+from models.coldstart.prefix_recall import ColdStartConfig, ColdStartRecaller, prefix_search
+from models.coldstart.train import ProfileTrainConfig, new_recaller, profile_windows, train
+from models.data.dataset import SeqDataset
+from models.data.profile import Profile, ProfileVocab
+from models.recall.data import make_batch
+from models.recall.model import GenConfig
+from models.recall.recaller import GenerativeRecaller
 from tests.models.conftest import N_ITEMS, tiny_recaller
 
 TINY = GenConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, item_loss=1.0)

@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 
-from models.deepi2i import (
+from models.i2i.deepi2i import (
     I2IConfig,
     covisit_neighbors,
     evaluate_i2i,

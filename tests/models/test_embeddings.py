@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import embeddings
-from models.dataset import ItemMeta
+from models.data.dataset import ItemMeta
+from models.sid import embeddings
 from tests.models.conftest import synthetic_dataset
 
 

@@ -6,8 +6,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from models.evaluate import evaluate, popularity_counts, popularity_ranking, rank_metrics
-from models.recall_data import leave_one_out
+from models.recall.data import leave_one_out
+from models.recall.evaluate import evaluate, popularity_counts, popularity_ranking, rank_metrics
 from tests.models.conftest import synthetic_dataset
 
 
@@ -49,7 +49,7 @@ def test_popularity_baseline_excludes_history() -> None:
 
 
 def test_bias_metrics_hand_computed() -> None:
-    from models.evaluate import bias_metrics, tail_items
+    from models.recall.evaluate import bias_metrics, tail_items
 
     counts = Counter({1: 50, 2: 30, 3: 5, 4: 1})  # 10 items; head = top 2 (items 1, 2)
     tail = tail_items(counts, 10)

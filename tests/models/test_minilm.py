@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.embeddings import EMB_DIM, encode_texts
-from models.generative import SIDGPT, GenConfig
-from models.recaller import GenerativeRecaller
-from models.rqvae import RQVAE, RQVAEConfig
-from models.sid import build_sid_table
+from models.recall.model import SIDGPT, GenConfig
+from models.recall.recaller import GenerativeRecaller
+from models.sid.embeddings import EMB_DIM, encode_texts
+from models.sid.rqvae import RQVAE, RQVAEConfig
+from models.sid.table import build_sid_table
 
 TEXTS = [f"{kind} {color} | Brand{b} | Beauty > {cat}" for kind, cat in
          [("lipstick", "Makeup"), ("shampoo", "Hair Care"), ("nail polish", "Nails")]

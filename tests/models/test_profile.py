@@ -6,7 +6,7 @@ import datetime as dt
 
 import numpy as np
 
-from models.profile import (
+from models.data.profile import (
     FIELDS,
     Profile,
     ProfileVocab,

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from export.onnx_export import random_inputs, torch_scores
-from models.ranker import Ranker
-from models.ranker_artifact import (
+from models.rank.artifact import (
     LATEST,
     MANIFEST,
     WEIGHTS,
@@ -19,9 +18,10 @@ from models.ranker_artifact import (
     load_artifact,
     save_artifact,
 )
-from models.ranker_features import ItemFeatures
-from models.ranker_toy import toy_dataset
-from models.train_ranker import model_config
+from models.rank.features import ItemFeatures
+from models.rank.model import Ranker
+from models.rank.toy import toy_dataset
+from models.rank.train import model_config
 
 torch.set_num_threads(1)
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from models.dataset import ItemMeta, SeqDataset
-from models.ranker_data import (
+from models.data.dataset import ItemMeta, SeqDataset
+from models.rank.data import (
     CLICK,
     ORDER,
     CoVisit,
@@ -22,7 +22,7 @@ from models.ranker_data import (
     split,
     train_negatives,
 )
-from models.ranker_features import (
+from models.rank.features import (
     EVENT_IDS,
     N_CONTEXT,
     ItemFeatures,
@@ -31,8 +31,8 @@ from models.ranker_features import (
     fit_history,
     load_item_sid,
 )
-from models.ranker_metrics import auc, gauc
-from models.ranker_toy import toy_dataset
+from models.rank.metrics import auc, gauc
+from models.rank.toy import toy_dataset
 
 
 def tiny() -> SeqDataset:

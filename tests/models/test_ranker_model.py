@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from export.onnx_export import random_inputs, random_serving_inputs, torch_scores
-from models.ranker import Ranker, RankerConfig, ServingRanker, TargetAttention, esmm_loss
-from models.ranker_features import model_inputs
+from models.rank.features import model_inputs
+from models.rank.model import Ranker, RankerConfig, ServingRanker, TargetAttention, esmm_loss
 
 torch.set_num_threads(1)
 

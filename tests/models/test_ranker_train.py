@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.ranker import Ranker
-from models.ranker_data import DataConfig, Examples, LabelRule, make_batch, train_negatives
-from models.ranker_toy import toy_dataset
-from models.train_ranker import (
+from models.rank.data import DataConfig, Examples, LabelRule, make_batch, train_negatives
+from models.rank.model import Ranker
+from models.rank.toy import toy_dataset
+from models.rank.train import (
     TrainConfig,
     evaluate,
     id_dropout,

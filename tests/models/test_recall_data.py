@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.generative import BOS, PAD
-from models.recall_data import make_batch, train_windows
-from models.recaller import GenerativeRecaller
+from models.recall.data import make_batch, train_windows
+from models.recall.model import BOS, PAD
+from models.recall.recaller import GenerativeRecaller
 from tests.models.conftest import synthetic_dataset
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.artifact import ArtifactError, load_manifest
-from models.recaller import GenerativeRecaller
+from models.artifacts import ArtifactError, load_manifest
+from models.recall.recaller import GenerativeRecaller
 from tests.models.conftest import DIM, N_ITEMS, clustered_vectors
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.rqvae import RQVAE, RQVAEConfig, kmeans
-from models.train_tokenizer import TokenizerTrainConfig, train_rqvae
+from models.sid.rqvae import RQVAE, RQVAEConfig, kmeans
+from models.sid.train import TokenizerTrainConfig, train_rqvae
 from tests.models.conftest import clustered_vectors
 
 

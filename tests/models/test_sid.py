@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.sid import SidOverflowError, SidTable, build_sid_table
+from models.sid.table import SidOverflowError, SidTable, build_sid_table
 
 
 def test_collisions_get_unique_fourth_token() -> None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from models.generative import GenConfig
-from models.recall_data import leave_one_out
-from models.train_recall import RecallTrainConfig, fit
+from models.recall.data import leave_one_out
+from models.recall.model import GenConfig
+from models.recall.train import RecallTrainConfig, fit
 from tests.models.conftest import synthetic_dataset, tiny_recaller
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.trie import SidTrie
+from models.sid.trie import SidTrie
 
 VOCAB = (4, 3, 5)
 sid_st = st.tuples(*(st.integers(0, v - 1) for v in VOCAB))

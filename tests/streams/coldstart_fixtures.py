@@ -2,7 +2,7 @@
 
 The walk catalogue of ``model_fixtures`` (40 items, 4 categories); each user's occupation names
 the category their walk starts in, so the profile means something. Trained in seconds by
-``models.profile_train`` (the code ``sidstream eval-coldstart`` trains with).
+``models.coldstart.train`` (the code ``sidstream eval-coldstart`` trains with).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from models.generative import GenConfig
-from models.profile import Profile, ProfileVocab
-from models.profile_train import ProfileTrainConfig, new_recaller, profile_windows, train
-from models.rqvae import RQVAEConfig
-from models.train_tokenizer import TokenizerTrainConfig, load_tokenizer, run_train_tokenizer
+from models.coldstart.train import ProfileTrainConfig, new_recaller, profile_windows, train
+from models.data.profile import Profile, ProfileVocab
+from models.recall.model import GenConfig
+from models.sid.rqvae import RQVAEConfig
+from models.sid.train import TokenizerTrainConfig, load_tokenizer, run_train_tokenizer
 from tests.streams.model_fixtures import CATEGORIES, N_ITEMS, walk_dataset
 
 OCCUPATIONS = tuple(f"{c} fan" for c in CATEGORIES)

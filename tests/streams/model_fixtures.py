@@ -16,12 +16,12 @@ import numpy as np
 import redis
 
 from infra.worker_process import WorkerProcess
-from models.dataset import ItemMeta, SeqDataset
-from models.generative import GenConfig
-from models.ranker_toy import write_shared_format
-from models.rqvae import RQVAEConfig
-from models.train_recall import RecallTrainConfig, run_train_recall
-from models.train_tokenizer import TokenizerTrainConfig, run_train_tokenizer
+from models.data.dataset import ItemMeta, SeqDataset
+from models.rank.toy import write_shared_format
+from models.recall.model import GenConfig
+from models.recall.train import RecallTrainConfig, run_train_recall
+from models.sid.rqvae import RQVAEConfig
+from models.sid.train import TokenizerTrainConfig, run_train_tokenizer
 from streams.settings import Settings
 from tests.conftest import log_tail
 
@@ -58,7 +58,7 @@ def build_model_dir(root: Path) -> Path:
                             item_weights=(1.0,))
     models = root / "models"
     run_train_recall(ds, tok, models / "recall", cfg, progress=False, test=False)
-    from streams.cli import main
+    from streams.cli.main import main
 
     assert main(["train-ranker", str(data), "--out", str(models / "ranker"), "--sid-artifact",
                  str(models / "recall"), "--epochs", "1", "--d", "8", "--hidden", "8",

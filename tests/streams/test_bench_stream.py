@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.bench_stream import StreamBenchConfig, cases, run_bench_stream
+from streams.jobs.bench_stream import StreamBenchConfig, cases, run_bench_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

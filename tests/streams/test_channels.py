@@ -1,7 +1,7 @@
-from streams.covisit import CoVisitation, CoVisitConfig
-from streams.popularity import DecayedPopularity
-from streams.recall import Candidate, RecallConfig, covisit_channel, merge_channels
-from streams.state import SeqEvent, UserState
+from streams.channels.base import Candidate, RecallConfig, covisit_channel, merge_channels
+from streams.channels.covisit import CoVisitation, CoVisitConfig
+from streams.channels.popularity import DecayedPopularity
+from streams.pipeline.state import SeqEvent, UserState
 
 DAY_MS = 86_400_000
 

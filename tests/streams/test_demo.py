@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import demo_models
-from streams.demo import DemoConfig, _model_dir
+from streams.jobs import demo_models
+from streams.jobs.demo import DemoConfig, _model_dir
 
 
 def test_demo_model_dir_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

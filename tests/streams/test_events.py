@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams import events as ev
-from streams.events import Limits, Rejected, parse_event, parse_item
+from streams.contracts import events as ev
+from streams.contracts.events import Limits, Rejected, parse_event, parse_item
 
 NOW = 1_795_000_000_000
 LIMITS = Limits()

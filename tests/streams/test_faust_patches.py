@@ -14,8 +14,8 @@ from faust.transport import producer as producer_mod
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from streams import faust_patches, offsets
-from streams.offsets import ProcessedOffsets
+from streams.runtime import faust_patches, offsets
+from streams.runtime.offsets import ProcessedOffsets
 
 T = "sidstream-events"
 TP0 = TP(T, 0)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from kafka import KafkaProducer
 
 from infra.worker_process import WorkerProcess
-from streams.events import Limits, Rejected, parse_event
+from streams.contracts.events import Limits, Rejected, parse_event
 from streams.settings import EVENTS_TOPIC, Settings
 from tests.conftest import dlq_reasons, eventually
 from tests.streams.fuzz_cases import KINDS, make_case

@@ -1,4 +1,4 @@
-"""The hand-over between the two stages (``streams.handlers.submit``), without a broker."""
+"""The hand-over between the two stages (``streams.runtime.stages.submit``), without a broker."""
 
 import asyncio
 from types import SimpleNamespace
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from streams.handlers import StageJob, submit
-from streams.live_models import ModelSet
-from streams.offsets import ProcessedOffsets
+from streams.runtime.model_watcher import ModelSet
+from streams.runtime.offsets import ProcessedOffsets
+from streams.runtime.stages import StageJob, submit
 from tests.streams.test_pipeline import make_pipeline, rec
 
 

@@ -4,8 +4,8 @@ import urllib.error
 import urllib.request
 
 from infra.embedded import free_port
-from streams.health import Health, serve
 from streams.metrics import Metrics
+from streams.runtime.health import Health, serve
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:

@@ -5,8 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-from streams.live_models import ModelWatcher, apply_upserts, artifact_versions, model_item_id
 from streams.metrics import Metrics
+from streams.runtime.model_watcher import (
+    ModelWatcher,
+    apply_upserts,
+    artifact_versions,
+    model_item_id,
+)
 from streams.settings import Settings
 from tests.streams.model_fixtures import copy_version, item_meta
 
@@ -89,8 +94,8 @@ def test_upsert_gives_sid_and_ranker_row_and_keeps_known_sids(model_dir: Path) -
 
 def write_i2i(model_dir: Path, version: str = "20990101T000000-i2i") -> np.ndarray:
     """A similar-items table artifact: the walk's neighbours (i -> i+1, i+2 ...)."""
-    from models.artifact import write_artifact
-    from models.deepi2i import FORMAT, KIND, TABLE_FILE
+    from models.artifacts import write_artifact
+    from models.i2i.deepi2i import FORMAT, KIND, TABLE_FILE
 
     table = np.zeros((41, 5), np.int64)
     for i in range(1, 41):

@@ -9,9 +9,9 @@ import redis
 import redis.asyncio as aioredis
 
 from infra.embedded import free_port, start_redis, stop_process
+from streams.channels.base import Candidate
 from streams.metrics import Metrics
-from streams.output import RecList, RecWriter
-from streams.recall import Candidate
+from streams.runtime.redis_writer import RecList, RecWriter
 
 pytestmark = pytest.mark.integration
 

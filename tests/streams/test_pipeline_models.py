@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from streams.covisit import CoVisitation
-from streams.generative import GENERATIVE
-from streams.live_models import ModelSet, ModelWatcher, apply_upserts
+from streams.channels.base import COVISIT, POPULAR, Candidate
+from streams.channels.covisit import CoVisitation
+from streams.channels.generative import GENERATIVE
+from streams.channels.popularity import DecayedPopularity
 from streams.metrics import Metrics
-from streams.pipeline import Pipeline, Record
-from streams.popularity import DecayedPopularity
-from streams.ranking import select_candidates
-from streams.recall import COVISIT, POPULAR, Candidate
+from streams.pipeline.batch import Pipeline, Record
+from streams.pipeline.rank import select_candidates
+from streams.runtime.model_watcher import ModelSet, ModelWatcher, apply_upserts
 from streams.settings import Settings
 from tests.streams.model_fixtures import item_meta
 
@@ -99,7 +99,7 @@ def test_ordered_items_are_excluded_inside_the_beam(model_dir: Path) -> None:
 
 
 def pipe_state(table: dict[str, Any], out: Any) -> Any:
-    from streams.state import UserState
+    from streams.pipeline.state import UserState
 
     table.update({k: v for k, (_, v) in out.states.items()})
     return UserState.from_json(table["u3"])
@@ -176,7 +176,7 @@ def test_returning_users_reuse_their_encoded_history(model_dir: Path) -> None:
 
 
 def test_i2i_channel_brings_table_neighbours(model_dir: Path) -> None:
-    from streams.i2i import I2I
+    from streams.channels.i2i import I2I
     from tests.streams.test_live_models import write_i2i
 
     write_i2i(model_dir)

@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from models.profile import Profile
-from streams.coldstart import COLDSTART
-from streams.covisit import CoVisitation
-from streams.events import Limits, Rejected
-from streams.live_models import ModelWatcher
+from models.data.profile import Profile
+from streams.channels.coldstart import COLDSTART
+from streams.channels.covisit import CoVisitation
+from streams.channels.popularity import DecayedPopularity
+from streams.contracts.events import Limits, Rejected
+from streams.contracts.profiles import BAD_PROFILE, parse_profile
 from streams.metrics import Metrics
-from streams.pipeline import Pipeline, Record
-from streams.popularity import DecayedPopularity
-from streams.profiles import BAD_PROFILE, parse_profile
+from streams.pipeline.batch import Pipeline, Record
+from streams.pipeline.state import UserState
+from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import EVENTS_TOPIC, USERS_TOPIC, Settings
-from streams.state import UserState
 
 NOW_S = 1_795_000_000.0
 LIMITS = Limits()

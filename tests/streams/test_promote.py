@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streams.live_models import ModelWatcher, pointer
+from streams.jobs.promote import ArmResult, PromoteConfig, decide, run_promote
 from streams.metrics import Metrics
-from streams.promote import ArmResult, PromoteConfig, decide, run_promote
+from streams.runtime.model_watcher import ModelWatcher, pointer
 from streams.settings import Settings
 from tests.streams.model_fixtures import copy_version
 

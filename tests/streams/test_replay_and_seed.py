@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from models.dataset import load_dataset
-from streams.events import Limits, parse_event
-from streams.replay import ReplayConfig, interactions, iter_events
-from streams.seed import build_seed, load_seed
+from models.data.dataset import load_dataset
+from streams.contracts.events import Limits, parse_event
+from streams.jobs.replay import ReplayConfig, interactions, iter_events
+from streams.jobs.seed import build_seed, load_seed
 from streams.settings import Settings
 
 
@@ -33,7 +33,7 @@ def test_replayed_events_satisfy_the_contract(tiny: Path) -> None:
     ds = load_dataset(tiny)
     events = list(iter_events(ds, ReplayConfig(str(tiny), limit=5)))
     assert len(events) == 5 and len({e.event_id for e in events}) == 5
-    from streams.events import event_to_json
+    from streams.contracts.events import event_to_json
 
     for e in events:
         assert parse_event(event_to_json(e), e.user_key.encode(), e.ts, Limits()) == e

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.scrape import histogram_quantile, parse
 from streams.metrics import Metrics
-from streams.scrape import histogram_quantile, parse
 from streams.settings import Settings, bootstrap_servers
 
 

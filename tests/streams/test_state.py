@@ -1,5 +1,5 @@
-from streams.events import Event
-from streams.state import StateLimits, UserState, apply_events
+from streams.contracts.events import Event
+from streams.pipeline.state import StateLimits, UserState, apply_events
 
 
 def event(i: int, item: object = None, etype: str = "click", eid: str | None = None) -> Event:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from infra.chaos import read_states
 from infra.embedded import free_port
+from streams.jobs.chaos import read_states
 from streams.settings import USERS_TOPIC, Settings
 from tests.conftest import dlq_reasons, eventually
 from tests.streams.model_fixtures import Served, start_served

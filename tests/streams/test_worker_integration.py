@@ -12,8 +12,8 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
-from infra.chaos import read_states
 from infra.worker_process import WorkerProcess
+from streams.jobs.chaos import read_states
 from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, Settings
 from tests.conftest import dlq_reasons, eventually
 

@@ -1,0 +1,118 @@
+"""Candidates from the channels (per-channel quotas) and their ranking, for a whole batch.
+
+:func:`select_candidates` takes each channel's best items up to its quota, in channel priority
+order (generative, co-visitation, popularity), skipping excluded items and items an earlier
+channel already brought; popularity then tops the pool up to the list size for users with few
+candidates (cold users). :func:`rank_batch` scores every candidate of every user of the batch in
+one ranker call (onnxruntime), blends click / order / value (``streams/pipeline/blend.py``) and
+keeps the
+top ``n`` per user; each item keeps the channel that brought it as its ``source``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from streams.channels.base import POPULAR, Candidate, Channel
+from streams.contracts.events import Id
+from streams.pipeline.blend import BlendWeights, blend
+from streams.pipeline.state import UserState
+from streams.runtime.model_watcher import model_item_id
+
+if TYPE_CHECKING:
+    from export.serving import RankerSession
+
+
+def ranked(channel: Channel | Sequence[tuple[Id, float]]) -> Sequence[tuple[Id, float]]:
+    """A channel's (item, score) pairs best first (ties keep insertion order)."""
+    if isinstance(channel, dict):
+        return sorted(channel.items(), key=itemgetter(1), reverse=True)
+    return channel
+
+
+def select_candidates(channels: Mapping[str, Channel | Sequence[tuple[Id, float]]],
+                      quotas: Mapping[str, int], exclude: set[Id], fill_to: int
+                      ) -> list[Candidate]:
+    """Up to ``quotas[name]`` best items per channel (dict order = priority), then popular
+    items beyond their quota until there are ``fill_to`` candidates (unless the popular quota
+    is 0, which switches the channel off). A channel is a dict or already ranked pairs (the
+    popular channel, the same for every user, is ranked once per batch)."""
+    out: list[Candidate] = []
+    taken: set[Id] = set()
+    leftovers: Sequence[tuple[Id, float]] = []
+    for name, channel in channels.items():
+        quota = quotas.get(name, 0)
+        if quota <= 0:
+            continue
+        pairs = ranked(channel)
+        n = 0
+        for pos, (item, score) in enumerate(pairs):
+            if n >= quota:
+                if name == POPULAR:
+                    leftovers = pairs[pos:]
+                break
+            if item in exclude or item in taken:
+                continue
+            out.append(Candidate(item, score, name))
+            taken.add(item)
+            n += 1
+    for item, score in leftovers:
+        if len(out) >= fill_to:
+            break
+        if item not in exclude and item not in taken:
+            out.append(Candidate(item, score, POPULAR))
+            taken.add(item)
+    return out
+
+
+def history_arrays(states: Sequence[UserState], n_hist: int, sentinel: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Right-aligned [U, n_hist] model item ids and event-type ids of the users' sequences."""
+    from models.rank.features import EVENT_IDS
+
+    items = np.zeros((len(states), n_hist), np.int64)
+    events = np.zeros((len(states), n_hist), np.int64)
+    for u, st in enumerate(states):
+        tail = st.seq[-n_hist:]
+        for j, ev in enumerate(tail, start=n_hist - len(tail)):
+            mid = model_item_id(ev.item_id)
+            items[u, j] = sentinel if mid is None else mid
+            events[u, j] = EVENT_IDS[ev.type]
+    return items, events
+
+
+def rank_batch(ranker: RankerSession, weights: BlendWeights, states: Sequence[UserState],
+               candidates: Sequence[Sequence[Candidate]], now_ms: int, n: int
+               ) -> list[list[Candidate]]:
+    """Score all users' candidates in one call; top ``n`` per user by the blended score."""
+    feats = ranker.features
+    sentinel = len(feats.table) - 1  # ids the ranker does not know: the unknown-item row
+    flat_items, flat_users = [], []
+    for u, cands in enumerate(candidates):
+        for c in cands:
+            mid = model_item_id(c.item_id)
+            flat_items.append(sentinel if mid is None or mid >= sentinel else mid)
+            flat_users.append(u)
+    out: list[list[Candidate]] = [[] for _ in candidates]
+    if not flat_items:
+        return out
+    from export.serving import RankBatch, pad_candidates
+
+    cand, rows, cols = pad_candidates(np.array(flat_items), np.array(flat_users), len(states))
+    hist_items, hist_events = history_arrays(states, ranker.max_hist, sentinel)
+    age = np.array([(now_ms - st.last_ts) / 1000.0 if st.last_ts else np.nan for st in states],
+                   np.float32)
+    scores = ranker.score(RankBatch(hist_items, hist_events, np.maximum(age, 0), cand))
+    final = blend(scores.pctr, scores.pctcvr, feats.prices(cand), weights)[rows, cols]
+    start = 0
+    for u, cands in enumerate(candidates):
+        s = final[start: start + len(cands)]
+        start += len(cands)
+        order = np.argsort(-s, kind="stable")[:n]
+        out[u] = [Candidate(cands[i].item_id, score, cands[i].source)
+                  for i, score in zip(order.tolist(), s[order].round(6).tolist(), strict=True)]
+    return out

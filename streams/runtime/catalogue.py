@@ -1,0 +1,41 @@
+"""Which item ids the worker knows, so that events on unknown items can be flagged.
+
+Known: items of the offline seed, upserts this worker consumed, and (for the others, since
+``sidstream-items`` partitions are split between workers) the catalogue mirror in Redis. Events on
+unknown items are accepted (a catalogue upsert may simply be late) and counted in
+``sidstream_events_unknown_item_total``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from streams.contracts.events import Id
+from streams.runtime.redis_writer import item_key
+
+
+class Catalogue:
+    def __init__(self, known: Iterable[Id] = ()) -> None:
+        self.known: set[Id] = set(known)
+
+    def __len__(self) -> int:
+        return len(self.known)
+
+    def add(self, items: Iterable[Id]) -> None:
+        self.known.update(items)
+
+    async def unknown(self, client: aioredis.Redis, items: set[Id]) -> set[Id]:
+        """Items neither known locally nor in the Redis mirror (empty if Redis cannot tell)."""
+        misses = [i for i in items if i not in self.known]
+        if not misses:
+            return set()
+        try:
+            docs = await client.mget([item_key(i) for i in misses])
+        except (RedisError, OSError):
+            return set()
+        found = {i for i, doc in zip(misses, docs, strict=True) if doc is not None}
+        self.known |= found
+        return set(misses) - found

@@ -1,0 +1,155 @@
+"""Redis output: the recommendation payload contract and the batched, retrying writer.
+
+Key ``sidstream:rec:{user_id}`` holds a JSON string (see README "Redis output"). The writer keeps
+only the latest payload per user while Redis is unreachable, retries with exponential backoff,
+and flushes everything pending in one pipeline once Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from streams.channels.base import Candidate
+from streams.contracts.events import Id
+from streams.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+REC_PREFIX = "sidstream:rec:"
+ITEM_PREFIX = "sidstream:item:"
+
+
+def rec_key(user_id: Id) -> str:
+    return f"{REC_PREFIX}{user_id}"
+
+
+def item_key(item_id: Id) -> str:
+    return f"{ITEM_PREFIX}{item_id}"
+
+
+def build_payload(user_id: Id, items: Sequence[Candidate], model_version: str,
+                  updated_ms: int, event_ts: int) -> str:
+    """The JSON string stored under :func:`rec_key`; item ids keep their producer type."""
+    return json.dumps({
+        "user_id": user_id,
+        "items": [{"item_id": c.item_id, "score": c.score, "source": c.source} for c in items],
+        "model_version": model_version,
+        "updated_ms": updated_ms,
+        "event_ts": event_ts,
+    }, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class RecList:
+    """One user's ranked list, ready to write."""
+
+    user_id: Id
+    items: tuple[Candidate, ...]
+    event_ts: int  # latest event behind this list (for freshness)
+    model_version: str = ""  # models that made it (empty: the writer's default)
+
+
+class RecWriter:
+    """Writes lists in one pipeline per batch; never raises on Redis outages.
+
+    Healthy: a failed write is retried ``retries`` times inline with exponential backoff. Once
+    that fails the writer is unhealthy: batches only queue their lists (latest per user, bounded
+    by the number of users) and :meth:`flush_due`, called by the worker's 1 s timer, tries again
+    with a growing delay (at most ``max_backoff_s``) until Redis answers.
+    """
+
+    def __init__(self, client: aioredis.Redis, metrics: Metrics, ttl_s: int, model_version: str,
+                 retries: int = 5, backoff_s: float = 0.1, max_backoff_s: float = 5.0) -> None:
+        self.client = client
+        self.metrics = metrics
+        self.ttl_s = ttl_s
+        self.model_version = model_version
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.pending: dict[Id, RecList] = {}
+        self.healthy = True
+        self.failures = 0  # consecutive failed attempts
+        self.next_try = 0.0  # monotonic time of the next attempt while unhealthy
+        # one flush at a time: two overlapping pipelines (a batch's write and the timer's retry)
+        # could land in either order and leave a user's older list in Redis
+        self._flushing = asyncio.Lock()
+
+    async def write(self, lists: Sequence[RecList]) -> int:
+        """Queue ``lists`` (latest per user wins) and try to flush; returns lists written."""
+        for rec in lists:
+            self.pending[rec.user_id] = rec
+        if self.healthy:
+            return await self.flush()
+        self.metrics.pending_writes.set(len(self.pending))
+        return await self.flush_due()
+
+    async def flush_due(self) -> int:
+        """Flush if there is something pending and the backoff delay has passed."""
+        if not self.pending or time.monotonic() < self.next_try:
+            return 0
+        return await self.flush()
+
+    async def flush(self) -> int:
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
+        if not self.pending:
+            return 0
+        batch = dict(self.pending)
+        attempts = self.retries if self.healthy else 1
+        for attempt in range(attempts):
+            try:
+                written = await self._write_pipeline(list(batch.values()))
+            except (RedisError, OSError) as exc:
+                delay = self._failed(exc)
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(delay)
+                continue
+            for user in batch:  # keep lists that were replaced meanwhile
+                if self.pending.get(user) is batch[user]:
+                    del self.pending[user]
+            if not self.healthy:
+                log.info("redis is back: %d pending lists written", written)
+            self.healthy, self.failures = True, 0
+            self.metrics.pending_writes.set(len(self.pending))
+            return written
+        self.metrics.pending_writes.set(len(self.pending))
+        return 0
+
+    def _failed(self, exc: Exception) -> float:
+        self.metrics.redis_errors.inc()
+        self.failures += 1
+        delay = min(self.backoff_s * 2 ** (self.failures - 1), self.max_backoff_s)
+        self.next_try = time.monotonic() + delay
+        if self.healthy or self.failures % 10 == 0:
+            log.warning("redis write failed (%s); %d lists pending, next try in %.1fs",
+                        exc, len(self.pending), delay)
+        if self.failures >= self.retries:
+            self.healthy = False
+        return delay
+
+    async def _write_pipeline(self, lists: list[RecList]) -> int:
+        now_ms = int(time.time() * 1000)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for rec in lists:
+                payload = build_payload(rec.user_id, rec.items,
+                                        rec.model_version or self.model_version, now_ms,
+                                        rec.event_ts)
+                pipe.set(rec_key(rec.user_id), payload, ex=self.ttl_s)
+            await pipe.execute()
+        done_s = time.time()
+        for rec in lists:
+            if rec.event_ts > 0:  # 0: a list made from a profile alone, no event behind it
+                self.metrics.freshness.observe(max(0.0, done_s - rec.event_ts / 1000.0))
+        self.metrics.recs_written.inc(len(lists))
+        return len(lists)
