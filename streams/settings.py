@@ -1,14 +1,17 @@
-"""Worker settings: one frozen dataclass, read from ``SIDSTREAM_*`` environment variables.
+"""Worker settings: one frozen dataclass in sections, read from ``SIDSTREAM_*`` here only.
 
-Each field ``foo_bar`` is set by ``SIDSTREAM_FOO_BAR``; the README lists them all.
+Each field ``foo_bar`` of a section is set by ``SIDSTREAM_FOO_BAR`` (field names are unique
+across sections, so the variables stay flat; the README lists them all). Code reads
+``settings.<section>.<field>``; :meth:`Settings.with_values` takes flat field names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +27,24 @@ USERS_TOPIC = "sidstream-users"  # user profiles (streams/contracts/profiles.py)
 
 
 @dataclass(frozen=True)
-class Settings:
-    # --- contract settings (README) ---
+class KafkaSettings:
     broker: str = "kafka://127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    metrics_port: int = 9108
-    model_dir: Path = Path("artifacts")
-    rec_ttl_s: int = 7 * 24 * 3600
-    topic_partitions: int = 8
-    # --- broker and app ---
-    app_id: str = "sidstream"
     broker_kind: str = "kafka"  # "kafka" or "tansu" (works around Tansu's end-offset quirk)
+    app_id: str = "sidstream"  # faust app id: consumer group, changelog topic prefix
+    topic_partitions: int = 8
     replication_factor: int = 1
     session_timeout_s: float = 10.0
-    fetch_max_wait_ms: int = 20  # see streams.app.set_fetch_max_wait
-    data_dir: Path = Path(".sidstream")
-    # --- ingest ---
+    fetch_max_wait_ms: int = 20  # see streams.runtime.app.set_fetch_max_wait
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    metrics_port: int = 9108  # /metrics, /livez, /readyz
+    data_dir: Path = Path(".sidstream")  # faust's local data
+
+
+@dataclass(frozen=True)
+class IngestSettings:
     batch_max: int = 500  # micro-batch cap (stream.take)
     batch_within_s: float = 0.05  # how long a partial micro-batch waits
     # users one model-stage job may gather: while the models lag, new micro-batches join the
@@ -49,22 +54,43 @@ class Settings:
     max_id_chars: int = 256
     future_skew_s: int = 3600  # events further in the future are rejected
     min_ts_ms: int = 946_684_800_000  # 2000-01-01: older timestamps are absurd
-    # --- user state ---
+    trigger_types: str = "view,click,cart,order"  # event types that recompute a user's list
+    debounce_ms: int = 0  # minimum interval between two recomputes of one user (0: none)
+
+    @property
+    def triggers(self) -> frozenset[str]:
+        """Event types that make a user's list be recomputed."""
+        return frozenset(t.strip() for t in self.trigger_types.split(",") if t.strip())
+
+
+@dataclass(frozen=True)
+class StateSettings:
     seq_len: int = 50  # events kept per user
     dedup_window: int = 256  # recent event ids kept per user
     ordered_cap: int = 1000  # ordered items remembered per user (excluded from lists)
-    # --- recall and ranking ---
-    rec_size: int = 50
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
     covisit_window: int = 5  # previous items a new item is co-counted with
     covisit_neighbors: int = 100  # neighbours kept per item
     history_items: int = 10  # most recent items a user's co-visitation recall starts from
     popularity_half_life_s: float = 3 * 24 * 3600
     exclude_seen: bool = True  # also drop items in the kept sequence (ordered ones always)
-    weight_covisit: float = 1.0
+    weight_covisit: float = 1.0  # channel weights of the blend used without a ranker
     weight_popular: float = 0.15
     weight_i2i: float = 0.5
-    # --- models (generative recall + ONNX ranker; see streams/runtime/model_watcher.py) ---
-    models: bool = True  # load artifacts from model_dir/recall and model_dir/ranker
+    quota_generative: int = 50  # candidates per channel before ranking
+    quota_covisit: int = 50
+    quota_i2i: int = 30  # the DeepI2I table's channel, when an i2i artifact is loaded
+    quota_popular: int = 20  # also fills lists of users with too few other candidates
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    # load artifacts from model_dir/recall, /ranker and /i2i (streams/runtime/model_watcher.py)
+    enabled: bool = field(default=True, metadata={"env": "MODELS"})
+    model_dir: Path = Path("artifacts")
     model_poll_s: float = 10.0  # how often the worker looks for a newer artifact
     # torch / onnxruntime intra-op threads (0: one per core; more threads than idle cores
     # slow torch down by an order of magnitude: keep 1 unless the cores are the worker's alone)
@@ -72,87 +98,124 @@ class Settings:
     beam: int = 20  # generative recall beam width
     # int8 linear layers in the generative model (GenerativeRecaller.quantize; see the README)
     model_int8: bool = True
-    # the beam search in a child process (models/recall/search_process.py): off the GIL of the event
-    # loop and faust's threads, on a core of its own
+    # the beam search in a child process (models/recall/search_process.py): off the GIL of the
+    # event loop and faust's threads, on a core of its own
     model_process: bool = True
-    quota_generative: int = 50  # candidates per channel before ranking
-    quota_covisit: int = 50
-    quota_i2i: int = 30  # the DeepI2I table's channel, when an i2i artifact is loaded
-    quota_popular: int = 20  # also fills lists of users with too few other candidates
-    # --- cold start from profiles (models/coldstart/prefix_recall.py; needs a recall model with
-    # profiles) ---
+    recall_cache_users: int = 100_000  # LRU of generative results, reused while inputs match
+    # encoded histories kept per user (3 KB per token at the default model size; 0: off)
+    prefix_cache_tokens: int = 250_000
+
+
+@dataclass(frozen=True)
+class ColdStartSettings:
+    """Cold start from profiles (models/coldstart/; needs a recall model with profiles)."""
+
     quota_coldstart: int = 50
     coldstart_max_events: int = 3  # users with fewer events get the cold-start channel
     coldstart_epsilon: float = 0.01  # SKUs kept when their bandit score exceeds it
     coldstart_prefixes: int = 5  # coarse SID prefixes ("products") generated per user
     coldstart_levels: int = 1  # SID levels of such a prefix
     coldstart_bandit: str = "ucb"  # or "thompson"
-    # ranking blend: w_click * pCTR + w_order * pCTCVR + w_value * price * pCTCVR
+
+
+@dataclass(frozen=True)
+class BlendSettings:
+    """Ranking blend: w_click * pCTR + w_order * pCTCVR + w_value * price * pCTCVR."""
+
     w_click: float = 1.0
     w_order: float = 2.0
     w_value: float = 0.0
-    # --- incremental work ---
-    trigger_types: str = "view,click,cart,order"  # event types that recompute a user's list
-    debounce_ms: int = 0  # minimum interval between two recomputes of one user (0: none)
-    recall_cache_users: int = 100_000  # LRU of generative results, reused while inputs match
-    # encoded histories kept per user (3 KB per token at the default model size; 0: off)
-    prefix_cache_tokens: int = 250_000
-    # --- output ---
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    rec_size: int = 50  # items per written list
+    rec_ttl_s: int = 7 * 24 * 3600
     redis_retries: int = 5
     redis_backoff_s: float = 0.1
     model_version: str = ""  # empty: derived from the loaded seed/artifacts
 
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    channels: ChannelSettings = field(default_factory=ChannelSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
+    coldstart: ColdStartSettings = field(default_factory=ColdStartSettings)
+    blend: BlendSettings = field(default_factory=BlendSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build settings from ``SIDSTREAM_*`` variables; ``overrides`` win over the environment."""
+        """Build settings from ``SIDSTREAM_*`` variables; ``overrides`` (flat field names) win."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
+        for _, f, var in _fields():
+            raw = env.get(var)
             if raw is not None and raw != "":
-                values[f.name] = _convert(f.name, raw, f.default)
-        values.update(overrides)
-        settings = cls(**values)
-        settings.validate()
-        return settings
+                values[f.name] = _convert(var, raw, f.default)
+        return cls().with_values(**values, **overrides)
+
+    def with_values(self, **values: Any) -> Settings:
+        """A copy with flat field values changed (``with_values(seq_len=5)``), validated."""
+        changes: dict[str, dict[str, Any]] = {}
+        known = set()
+        for section, f, _ in _fields():
+            known.add(f.name)
+            if f.name in values:
+                changes.setdefault(section, {})[f.name] = values[f.name]
+        unknown = set(values) - known
+        if unknown:
+            raise TypeError(f"unknown settings {sorted(unknown)}")
+        out = dataclasses.replace(self, **{
+            s: dataclasses.replace(getattr(self, s), **v) for s, v in changes.items()})
+        out.validate()
+        return out
 
     def validate(self) -> None:
-        if self.broker_kind not in ("kafka", "tansu"):
-            raise ValueError(f"SIDSTREAM_BROKER_KIND must be kafka or tansu: {self.broker_kind!r}")
+        if self.kafka.broker_kind not in ("kafka", "tansu"):
+            raise ValueError("SIDSTREAM_BROKER_KIND must be kafka or tansu: "
+                             f"{self.kafka.broker_kind!r}")
+        flat = {f.name: (var, getattr(getattr(self, s), f.name)) for s, f, var in _fields()}
         for name in ("topic_partitions", "seq_len", "dedup_window", "rec_size", "batch_max",
                      "model_batch_max", "rec_ttl_s", "max_event_bytes", "beam", "model_poll_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"SIDSTREAM_{name.upper()} must be positive")
+            if flat[name][1] <= 0:
+                raise ValueError(f"{flat[name][0]} must be positive")
         for name in ("model_threads", "quota_generative", "quota_covisit", "quota_popular",
                      "quota_i2i", "quota_coldstart", "coldstart_max_events", "coldstart_epsilon",
-                     "debounce_ms",
-                     "recall_cache_users", "prefix_cache_tokens", "w_click", "w_order", "w_value"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"SIDSTREAM_{name.upper()} must be >= 0")
-        if self.coldstart_bandit not in ("ucb", "thompson") or self.coldstart_prefixes < 1 \
-                or self.coldstart_levels < 1:
+                     "debounce_ms", "recall_cache_users", "prefix_cache_tokens",
+                     "w_click", "w_order", "w_value"):
+            value = flat[name][1]
+            if value < 0 or not math.isfinite(value):
+                raise ValueError(f"{flat[name][0]} must be finite and >= 0: {value!r}")
+        cold = self.coldstart
+        if cold.coldstart_bandit not in ("ucb", "thompson") or cold.coldstart_prefixes < 1 \
+                or cold.coldstart_levels < 1:
             raise ValueError("SIDSTREAM_COLDSTART_BANDIT must be ucb or thompson, "
                              "SIDSTREAM_COLDSTART_PREFIXES and _LEVELS positive")
-        unknown = set(self.triggers) - set(EVENT_TYPES)
+        unknown = set(self.ingest.triggers) - set(EVENT_TYPES)
         if unknown:
             raise ValueError(f"SIDSTREAM_TRIGGER_TYPES: unknown event types {sorted(unknown)}")
 
     @property
-    def triggers(self) -> frozenset[str]:
-        """Event types that make a user's list be recomputed."""
-        return frozenset(t.strip() for t in self.trigger_types.split(",") if t.strip())
-
-    @property
     def bootstrap_servers(self) -> list[str]:
         """``host:port`` list for plain Kafka clients from the faust-style broker URL."""
-        return bootstrap_servers(self.broker)
+        return bootstrap_servers(self.kafka.broker)
 
     def env(self) -> dict[str, str]:
         """These settings as ``SIDSTREAM_*`` variables (to start a worker process with them)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            out[ENV_PREFIX + f.name.upper()] = str(getattr(self, f.name))
-        return out
+        return {var: str(getattr(getattr(self, s), f.name)) for s, f, var in _fields()}
+
+
+def _fields() -> Iterator[tuple[str, dataclasses.Field[Any], str]]:
+    """(section, field, environment variable) of every setting."""
+    for section in dataclasses.fields(Settings):
+        for f in dataclasses.fields(section.default_factory):  # type: ignore[arg-type]
+            yield section.name, f, ENV_PREFIX + f.metadata.get("env", f.name.upper())
 
 
 def bootstrap_servers(broker_url: str) -> list[str]:
@@ -169,7 +232,7 @@ def bootstrap_servers(broker_url: str) -> list[str]:
     return hosts
 
 
-def _convert(name: str, raw: str, default: Any) -> Any:
+def _convert(var: str, raw: str, default: Any) -> Any:
     try:
         if isinstance(default, bool):
             return raw.strip().lower() in ("1", "true", "yes", "on")
@@ -180,5 +243,5 @@ def _convert(name: str, raw: str, default: Any) -> Any:
         if isinstance(default, Path):
             return Path(raw)
     except ValueError as exc:
-        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from exc
+        raise ValueError(f"{var}={raw!r}: {exc}") from exc
     return raw

@@ -60,7 +60,7 @@ def producer(settings: Settings) -> Iterator[KafkaProducer]:
 
 @pytest.fixture(scope="session")
 def rclient(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    return redis.Redis.from_url(settings.redis.redis_url, decode_responses=True)
 
 
 def eventually(fn: Callable[[], T | None], timeout_s: float = 30.0, every_s: float = 0.1,

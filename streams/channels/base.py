@@ -10,23 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import NamedTuple
 
 from streams.channels.covisit import TYPE_WEIGHTS, CoVisitation
 from streams.channels.popularity import DecayedPopularity
 from streams.contracts.events import Id
+from streams.contracts.output import Candidate
 from streams.pipeline.state import UserState
 
 COVISIT = "covisit"
 POPULAR = "popular"
 
 Channel = dict[Id, float]
-
-
-class Candidate(NamedTuple):  # a tuple: tens of thousands are made per micro-batch
-    item_id: Id
-    score: float
-    source: str
 
 
 @dataclass(frozen=True, slots=True)

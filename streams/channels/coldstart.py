@@ -22,8 +22,8 @@ from models.coldstart.prefix_recall import ColdStartConfig
 from streams.channels.base import Channel
 from streams.channels.generative import model_history, stream_id
 from streams.contracts.events import Event, Id
+from streams.contracts.ids import model_item_id
 from streams.pipeline.state import UserState
-from streams.runtime.model_watcher import model_item_id
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,9 +35,9 @@ COLDSTART = "coldstart"
 
 class ColdStartChannel:
     def __init__(self, settings: Settings, seed: int | None = None) -> None:
-        self.cfg = ColdStartConfig(settings.coldstart_levels, settings.coldstart_prefixes,
-                                   settings.coldstart_epsilon, settings.coldstart_bandit)
-        self.max_events = settings.coldstart_max_events
+        self.cfg = ColdStartConfig(settings.coldstart.coldstart_levels, settings.coldstart.coldstart_prefixes,
+                                   settings.coldstart.coldstart_epsilon, settings.coldstart.coldstart_bandit)
+        self.max_events = settings.coldstart.coldstart_max_events
         self.bandit = ItemBandit()
         self.rng = np.random.default_rng(seed)  # Thompson draws
         self._cold: tuple[Any, ColdStartRecaller] | None = None

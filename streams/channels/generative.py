@@ -21,9 +21,9 @@ import numpy as np
 
 from streams.channels.base import Channel
 from streams.contracts.events import Id
+from streams.contracts.ids import model_item_id
 from streams.metrics import Metrics
 from streams.pipeline.state import UserState
-from streams.runtime.model_watcher import model_item_id
 
 if TYPE_CHECKING:
     from models.recall.beam import RecallResult

@@ -12,8 +12,8 @@ import numpy as np
 
 from streams.channels.base import Channel, RecallConfig
 from streams.channels.generative import stream_id
+from streams.contracts.ids import model_item_id
 from streams.pipeline.state import UserState
-from streams.runtime.model_watcher import model_item_id
 
 I2I = "i2i"
 

@@ -101,11 +101,11 @@ class Replayer(threading.Thread):
 
 def read_states(settings: Settings) -> dict[str, dict[str, Any]]:
     """Latest state per user from the table's changelog topic."""
-    topic = TABLE_CHANGELOG.format(app_id=settings.app_id)
+    topic = TABLE_CHANGELOG.format(app_id=settings.kafka.app_id)
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
                              enable_auto_commit=False, consumer_timeout_ms=2000)
     try:
-        parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        parts = [TopicPartition(topic, p) for p in range(settings.kafka.topic_partitions)]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         latest: dict[str, dict[str, Any]] = {}
@@ -118,11 +118,11 @@ def read_states(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def compare(name: str, settings: Settings, events: list[Event]) -> Result:
-    expected = expected_states(events, StateLimits(settings.seq_len, settings.dedup_window,
-                                                   settings.ordered_cap))
+    expected = expected_states(events, StateLimits(settings.state.seq_len, settings.state.dedup_window,
+                                                   settings.state.ordered_cap))
     actual = read_states(settings)
     result = Result(name, len(events), len(expected))
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.redis_url)
     keys = list(expected)
     payloads = client.mget([f"sidstream:rec:{k}" for k in keys]) if keys else []
     for key, raw in zip(keys, payloads, strict=True):

@@ -112,7 +112,7 @@ def scale_out(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Res
         replay.join()
         result = converge(f"scale-out ({n} -> {n + 1} -> {n} workers)", settings, events,
                           cfg.timeout_s)
-        result.notes["partitions"] = settings.topic_partitions
+        result.notes["partitions"] = settings.kafka.topic_partitions
     finally:
         cluster.stop_all()
     return result

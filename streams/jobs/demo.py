@@ -73,7 +73,7 @@ def _print_samples(settings: Settings, cfg: DemoConfig) -> None:
     ds = load_dataset(cfg.dataset)
     todo = interactions(ds)[: cfg.limit or None]
     busiest = [u for u, _ in Counter(it.user_id for it in todo).most_common(cfg.users)]
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.redis_url)
     for user in busiest:
         payload = fetch_recs(client, str(user))
         if payload is None:

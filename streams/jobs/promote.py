@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,9 @@ from streams.channels.popularity import DecayedPopularity
 from streams.contracts.events import Event
 from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline
+from streams.pipeline.model_set import ModelSet, with_model
 from streams.pipeline.state import UserState, apply_events
-from streams.runtime.model_watcher import (
-    SERVING,
-    ModelSet,
-    ModelWatcher,
-    artifact_versions,
-    latest,
-    with_model,
-)
+from streams.runtime.model_watcher import SERVING, ModelWatcher, artifact_versions, latest
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,8 +89,8 @@ def run_promote(cfg: PromoteConfig, settings: Settings | None = None) -> dict[st
     root, version = challenger.parent, challenger.name
     kind = kind_of(challenger)
     # an offline replay on one thread: no event loop to keep the search away from
-    settings = replace(settings or Settings.from_env(), model_dir=root.parent, debounce_ms=0,
-                       model_process=False)
+    settings = (settings or Settings.from_env()).with_values(
+        model_dir=root.parent, debounce_ms=0, model_process=False)
     watcher = ModelWatcher(settings, Metrics())
     serving = watcher.load_initial()  # the other kind as the workers serve it
     champ_version = champion_of(root, version)
@@ -146,8 +140,8 @@ def _evaluate(models: ModelSet, replay: tuple[list[Any], list[Any]], settings: S
               k: int, version: str) -> ArmResult:
     before, window = replay
     now = [0.0]  # replay time: one second per event
-    pipe = Pipeline(replace(settings, rec_size=k), CoVisitation(),
-                    DecayedPopularity(settings.popularity_half_life_s), Metrics(),
+    pipe = Pipeline(settings.with_values(rec_size=k), CoVisitation(),
+                    DecayedPopularity(settings.channels.popularity_half_life_s), Metrics(),
                     clock=lambda: now[0])
     pipe.models = models
     states: dict[str, UserState] = {}

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from streams.runtime.redis_writer import item_key, rec_key
+from streams.contracts.output import item_key, rec_key
 from streams.settings import Settings
 
 
@@ -37,10 +37,10 @@ def format_recs(payload: dict[str, Any], names: list[str], limit: int = 20) -> s
 
 def print_recs(user_id: str, as_json: bool = False, settings: Settings | None = None) -> int:
     settings = settings or Settings.from_env()
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    client = redis.Redis.from_url(settings.redis.redis_url, socket_timeout=5)
     payload = fetch_recs(client, user_id)
     if payload is None:
-        print(f"no list for user {user_id} in {settings.redis_url}")
+        print(f"no list for user {user_id} in {settings.redis.redis_url}")
         return 1
     if as_json:
         print(json.dumps(payload, indent=2))

@@ -1,73 +1,32 @@
-"""Offline seed for the cheap channels: co-visitation and popularity from a data set.
-
-``sidstream seed DATASET`` writes ``$SIDSTREAM_MODEL_DIR/seed.json.gz``; a worker that finds it
-starts with those counts instead of from nothing (the stream keeps updating them).
-"""
+"""``sidstream seed DATASET``: the cheap channels' seed (``streams/channels/seed.py``) from a data set."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
+from models.data.dataset import load_dataset
 from streams.channels.covisit import CoVisitation, CoVisitConfig
-from streams.channels.popularity import DecayedPopularity
+from streams.channels.seed import SEED_FILE, save_seed
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SEED_FILE = "seed.json.gz"
-SEED_FORMAT = 1
-
 
 def build_seed(dataset: str, out: str | None = None, settings: Settings | None = None) -> Path:
-    from models.data.dataset import load_dataset
-
     settings = settings or Settings.from_env()
     ds = load_dataset(dataset)
-    covis = CoVisitation(CoVisitConfig(settings.covisit_window, settings.covisit_neighbors))
+    covis = CoVisitation(CoVisitConfig(settings.channels.covisit_window, settings.channels.covisit_neighbors))
     counts: Counter[int] = Counter()
     for seq in tqdm(ds.sequences.values(), desc="co-visitation", unit="user"):
         covis.add_sequence(seq)
         counts.update(seq)
-    path = Path(out) if out else settings.model_dir / SEED_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"format": SEED_FORMAT, "version": f"seed-{ds.data_hash()}", "dataset": ds.name,
-           "created_ms": int(time.time() * 1000), "covisit": covis.to_rows(),
-           "popularity": sorted(counts.items(), key=lambda kv: -kv[1])}
-    tmp = path.with_suffix(".tmp")
-    with gzip.open(tmp, "wt") as fh:
-        json.dump(doc, fh)
-    tmp.replace(path)  # atomic: a worker never sees half a file
+    path = Path(out) if out else settings.models.model_dir / SEED_FILE
+    version = f"seed-{ds.data_hash()}"
+    save_seed(path, covis, counts, version, ds.name)
     log.info("seed %s: %d items with neighbours, %d popular items -> %s",
-             doc["version"], len(covis), len(counts), path)
+             version, len(covis), len(counts), path)
     return path
-
-
-def load_seed(settings: Settings) -> tuple[CoVisitation, DecayedPopularity, str]:
-    """Channels for a worker: from the seed file when there is one, else empty."""
-    covis_cfg = CoVisitConfig(settings.covisit_window, settings.covisit_neighbors)
-    popularity = DecayedPopularity(settings.popularity_half_life_s)
-    path = settings.model_dir / SEED_FILE
-    if not path.is_file():
-        log.info("no seed at %s: co-visitation and popularity start empty", path)
-        return CoVisitation(covis_cfg), popularity, "baseline"
-    try:
-        with gzip.open(path, "rt") as fh:
-            doc: dict[str, Any] = json.load(fh)
-        if doc.get("format") != SEED_FORMAT:
-            raise ValueError(f"seed format {doc.get('format')!r}, expected {SEED_FORMAT}")
-        covis = CoVisitation.from_rows(doc["covisit"], covis_cfg)
-        popularity.seed(((i, c) for i, c in doc["popularity"]), int(time.time() * 1000))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.error("seed %s refused (%s): starting empty", path, exc)
-        return CoVisitation(covis_cfg), DecayedPopularity(settings.popularity_half_life_s), \
-            "baseline"
-    log.info("seed %s loaded: %d items", doc["version"], len(covis))
-    return covis, popularity, f"baseline+{doc['version']}"

@@ -20,7 +20,6 @@ from typing import Any
 from streams.channels.base import (
     COVISIT,
     POPULAR,
-    Candidate,
     Channel,
     RecallConfig,
     covisit_channel,
@@ -33,14 +32,14 @@ from streams.channels.generative import GENERATIVE, GenerativeChannel, PendingRe
 from streams.channels.i2i import I2I, i2i_channel
 from streams.channels.popularity import DecayedPopularity
 from streams.contracts.events import Event, Id, Limits, Rejected, parse_event
+from streams.contracts.output import Candidate, RecList
 from streams.contracts.profiles import ProfileUpdate, parse_profile
 from streams.metrics import Metrics
 from streams.pipeline.blend import BlendWeights
 from streams.pipeline.debounce import Debouncer
+from streams.pipeline.model_set import ModelSet
 from streams.pipeline.rank import rank_batch, ranked, select_candidates
 from streams.pipeline.state import StateLimits, UserState, apply_events
-from streams.runtime.model_watcher import ModelSet
-from streams.runtime.redis_writer import RecList
 from streams.settings import USERS_TOPIC, Settings
 
 StateLoader = Callable[[str], dict[str, Any] | None]
@@ -140,33 +139,33 @@ class Pipeline:
                  metrics: Metrics, model_version: str = "baseline",
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
-        self.model_version = settings.model_version or model_version
+        self.model_version = settings.redis.model_version or model_version
         self.covis = covis
         self.popularity = popularity
         self.metrics = metrics
         self.clock = clock
-        self.limits = Limits(max_bytes=settings.max_event_bytes,
-                             max_id_chars=settings.max_id_chars, min_ts_ms=settings.min_ts_ms,
-                             future_skew_ms=settings.future_skew_s * 1000)
-        self.state_limits = StateLimits(settings.seq_len, settings.dedup_window,
-                                        settings.ordered_cap)
-        self.recall_cfg = RecallConfig(history_items=settings.history_items)
-        self.weights = {GENERATIVE: 1.0, COLDSTART: 1.0, COVISIT: settings.weight_covisit,
-                        I2I: settings.weight_i2i, POPULAR: settings.weight_popular}
-        self.quotas = {GENERATIVE: settings.quota_generative, COVISIT: settings.quota_covisit,
-                       I2I: settings.quota_i2i, POPULAR: settings.quota_popular,
-                       COLDSTART: settings.quota_coldstart}
-        self.blend = BlendWeights(settings.w_click, settings.w_order, settings.w_value)
+        self.limits = Limits(max_bytes=settings.ingest.max_event_bytes,
+                             max_id_chars=settings.ingest.max_id_chars, min_ts_ms=settings.ingest.min_ts_ms,
+                             future_skew_ms=settings.ingest.future_skew_s * 1000)
+        self.state_limits = StateLimits(settings.state.seq_len, settings.state.dedup_window,
+                                        settings.state.ordered_cap)
+        self.recall_cfg = RecallConfig(history_items=settings.channels.history_items)
+        self.weights = {GENERATIVE: 1.0, COLDSTART: 1.0, COVISIT: settings.channels.weight_covisit,
+                        I2I: settings.channels.weight_i2i, POPULAR: settings.channels.weight_popular}
+        self.quotas = {GENERATIVE: settings.channels.quota_generative, COVISIT: settings.channels.quota_covisit,
+                       I2I: settings.channels.quota_i2i, POPULAR: settings.channels.quota_popular,
+                       COLDSTART: settings.coldstart.quota_coldstart}
+        self.blend = BlendWeights(settings.blend.w_click, settings.blend.w_order, settings.blend.w_value)
         self.models = ModelSet()  # swapped as a whole by streams.live_models.ModelWatcher
-        self.generative = GenerativeChannel(metrics, settings.recall_cache_users)
+        self.generative = GenerativeChannel(metrics, settings.models.recall_cache_users)
         self.coldstart = ColdStartChannel(settings)
-        self.debounce = Debouncer(settings.debounce_ms / 1000.0)
-        self.triggers = settings.triggers
+        self.debounce = Debouncer(settings.ingest.debounce_ms / 1000.0)
+        self.triggers = settings.ingest.triggers
 
     @property
     def version(self) -> str:
         """``model_version`` of the lists written now."""
-        return self.settings.model_version or (
+        return self.settings.redis.model_version or (
             self.models.version if self.models.recaller or self.models.ranker
             else self.model_version)
 
@@ -245,7 +244,7 @@ class Pipeline:
             job.pending = self.generative.start(
                 models.recaller, models.recall_version,
                 [RecallRequest(k, st, job.excluded[k]) for k, st in job.states.items()],
-                self.quotas[GENERATIVE], self.settings.beam)
+                self.quotas[GENERATIVE], self.settings.models.beam)
 
     def finish(self, job: Job) -> list[RecList]:
         """The model stage of a prepared micro-batch: its users' lists."""
@@ -265,24 +264,24 @@ class Pipeline:
                     channels[k][GENERATIVE] = ch
         with self._stage("rank"):
             if models.ranker is None:
-                return {k: merge_channels(ch, self.weights, excluded[k], self.settings.rec_size)
+                return {k: merge_channels(ch, self.weights, excluded[k], self.settings.redis.rec_size)
                         for k, ch in channels.items()}
             keys = list(states)
             top_popular = ranked(job.popular)  # the same for everyone: ranked once
             cands = [select_candidates({**channels[k], POPULAR: top_popular}, self.quotas,
-                                       excluded[k], self.settings.rec_size) for k in keys]
+                                       excluded[k], self.settings.redis.rec_size) for k in keys]
             sources = Counter(c.source for cs in cands for c in cs)
             for source, n in sources.items():
                 self.metrics.candidates.labels(source).inc(n)
             with self._stage("ranker"):
                 lists = rank_batch(models.ranker, self.blend, [states[k] for k in keys], cands,
-                                   job.now_ms, self.settings.rec_size)
+                                   job.now_ms, self.settings.redis.rec_size)
         return dict(zip(keys, lists, strict=True))
 
     def excluded(self, state: UserState) -> set[Any]:
         """Items never recommended to this user: ordered ones, and seen ones if configured."""
         out: set[Any] = set(state.ordered)
-        if self.settings.exclude_seen:
+        if self.settings.channels.exclude_seen:
             out.update(e.item_id for e in state.seq)
         return out
 

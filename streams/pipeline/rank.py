@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from streams.channels.base import POPULAR, Candidate, Channel
+from streams.channels.base import POPULAR, Channel
 from streams.contracts.events import Id
+from streams.contracts.ids import model_item_id
+from streams.contracts.output import Candidate
 from streams.pipeline.blend import BlendWeights, blend
 from streams.pipeline.state import UserState
-from streams.runtime.model_watcher import model_item_id
 
 if TYPE_CHECKING:
     from export.serving import RankerSession

@@ -43,32 +43,32 @@ TABLE_NAME = "user-state"
 
 
 def make_faust_app(settings: Settings) -> faust.App:
-    set_fetch_max_wait(settings.fetch_max_wait_ms)
+    set_fetch_max_wait(settings.kafka.fetch_max_wait_ms)
     return faust.App(
-        settings.app_id,
-        broker=settings.broker,
+        settings.kafka.app_id,
+        broker=settings.kafka.broker,
         store="memory://",
-        datadir=str(settings.data_dir),
+        datadir=str(settings.worker.data_dir),
         autodiscover=False,
         web_enabled=False,
         processing_guarantee="at_least_once",
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.replication_factor,
+        topic_partitions=settings.kafka.topic_partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
+        broker_session_timeout=settings.kafka.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.kafka.session_timeout_s / 5),
         broker_commit_interval=1.0,
         # Tansu reports a partition's end offset as the last batch's first offset + 1: with
         # single-record batches changelog recovery is exact.
-        producer_max_batch_size=1 if settings.broker_kind == "tansu" else 16_384,
-        producer_linger=0.0 if settings.broker_kind == "tansu" else 0.005,
+        producer_max_batch_size=1 if settings.kafka.broker_kind == "tansu" else 16_384,
+        producer_linger=0.0 if settings.kafka.broker_kind == "tansu" else 0.005,
     )
 
 
 def micro_batches(stream: Any, settings: Settings) -> AsyncIterator[Sequence[EventT]]:
     """``stream.take_events``: like ``take`` but keeps each message's partition and offset."""
-    it: AsyncIterator[Sequence[EventT]] = stream.take_events(settings.batch_max,
-                                                             settings.batch_within_s)
+    it: AsyncIterator[Sequence[EventT]] = stream.take_events(settings.ingest.batch_max,
+                                                             settings.ingest.batch_within_s)
     return it
 
 
@@ -96,8 +96,8 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
         rt.metrics.covisit_items.set(len(rt.pipeline.covis))
         rt.metrics.refused_acks.set(rt.processed.refused)
 
-    if settings.debounce_ms > 0:
-        @app.timer(interval=max(0.02, settings.debounce_ms / 2000.0))
+    if settings.ingest.debounce_ms > 0:
+        @app.timer(interval=max(0.02, settings.ingest.debounce_ms / 2000.0))
         async def deferred_recomputes() -> None:
             await run_deferred(rt)
 
@@ -184,18 +184,18 @@ def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, health: 
     app = make_faust_app(settings)
     # a micro-batch changelogs up to batch_max states at once: past faust's 100-record buffer,
     # every put waits for a send (a task and a timeout per record) and logs a warning
-    app.producer.buffer.max_messages = max(100, 4 * settings.batch_max)
+    app.producer.buffer.max_messages = max(100, 4 * settings.ingest.batch_max)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     # profiles share the events agent: one writer of the user state (streams/contracts/profiles.py)
-    events_topic = app.topic(EVENTS_TOPIC, USERS_TOPIC, partitions=settings.topic_partitions,
+    events_topic = app.topic(EVENTS_TOPIC, USERS_TOPIC, partitions=settings.kafka.topic_partitions,
                              **raw)
-    items_topic = app.topic(ITEMS_TOPIC, partitions=settings.topic_partitions, **raw)
-    dlq = app.topic(DLQ_TOPIC, partitions=settings.topic_partitions, **raw)
+    items_topic = app.topic(ITEMS_TOPIC, partitions=settings.kafka.topic_partitions, **raw)
+    dlq = app.topic(DLQ_TOPIC, partitions=settings.kafka.topic_partitions, **raw)
     # keys and values are JSON on the changelog (faust's default for untyped tables)
-    table = app.Table(TABLE_NAME, default=None, partitions=settings.topic_partitions)
-    client = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    writer = RecWriter(client, metrics, settings.rec_ttl_s, pipeline.model_version,
-                       settings.redis_retries, settings.redis_backoff_s)
+    table = app.Table(TABLE_NAME, default=None, partitions=settings.kafka.topic_partitions)
+    client = aioredis.from_url(settings.redis.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    writer = RecWriter(client, metrics, settings.redis.rec_ttl_s, pipeline.model_version,
+                       settings.redis.redis_retries, settings.redis.redis_backoff_s)
     processed = ProcessedOffsets([EVENTS_TOPIC, ITEMS_TOPIC, USERS_TOPIC])
     guard_acks(processed)
     rt = Runtime(settings, pipeline, writer, client, metrics, dlq, table, health, catalogue,

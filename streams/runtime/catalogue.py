@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from streams.contracts.events import Id
-from streams.runtime.redis_writer import item_key
+from streams.contracts.output import item_key
 
 
 class Catalogue:

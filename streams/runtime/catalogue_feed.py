@@ -17,14 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.contracts.events import ItemUpsert, Limits, Rejected, parse_item
+from streams.contracts.ids import model_item_id
 from streams.metrics import Metrics
-from streams.runtime.model_watcher import (
-    ModelSet,
-    UpsertLog,
-    apply_upserts,
-    embed_missing,
-    model_item_id,
-)
+from streams.pipeline.model_set import ModelSet, UpsertLog, apply_upserts, embed_missing
 from streams.settings import ITEMS_TOPIC, Settings
 
 log = logging.getLogger(__name__)
@@ -84,12 +79,12 @@ class CatalogueFeed:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers,
                                     group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=self.settings.fetch_max_wait_ms * 10,
-                                    client_id=f"{self.settings.app_id}-catalogue-feed")
+                                    fetch_max_wait_ms=self.settings.kafka.fetch_max_wait_ms * 10,
+                                    client_id=f"{self.settings.kafka.app_id}-catalogue-feed")
         await consumer.start()
         try:
             parts = consumer.partitions_for_topic(ITEMS_TOPIC) or range(
-                self.settings.topic_partitions)
+                self.settings.kafka.topic_partitions)
             tps = [TopicPartition(ITEMS_TOPIC, p) for p in sorted(parts)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)

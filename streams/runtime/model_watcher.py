@@ -21,140 +21,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streams.contracts.events import Id
 from streams.metrics import Metrics
+from streams.pipeline.model_set import (
+    ModelSet,
+    UpsertLog,
+    apply_upserts,
+    current_version,
+    only,
+    with_model,
+)
 from streams.settings import Settings
 
 if TYPE_CHECKING:
-    from export.serving import RankerSession
     from models.data.dataset import ItemMeta
-    from models.recall.recaller import GenerativeRecaller
 
 log = logging.getLogger(__name__)
 
 KINDS = ("recall", "ranker", "i2i")
 LATEST = "LATEST"  # newest version, written by training
 SERVING = "SERVING"  # the promoted version (``sidstream promote``); wins over LATEST
-
-
-def model_item_id(item: Id) -> int | None:
-    """The models' integer id of a stream item id (ints and decimal strings), else None."""
-    if isinstance(item, bool):
-        return None
-    if isinstance(item, int):
-        return item if item > 0 else None
-    if isinstance(item, str) and item.isdecimal() and len(item) < 19:
-        value = int(item)
-        return value if value > 0 else None
-    return None
-
-
-@dataclass(frozen=True)
-class ModelSet:
-    """What one micro-batch uses; replaced as a whole on a hot swap."""
-
-    recaller: GenerativeRecaller | None = None
-    ranker: RankerSession | None = None
-    recall_version: str = ""
-    ranker_version: str = ""
-    i2i: Any = None  # similar-items table [max item id + 1, k] (models/i2i/deepi2i.py)
-    i2i_version: str = ""
-
-    @property
-    def version(self) -> str:
-        """``model_version`` in the Redis payload."""
-        parts = [f"recall:{self.recall_version}" if self.recaller else "",
-                 f"ranker:{self.ranker_version}" if self.ranker else "",
-                 f"i2i:{self.i2i_version}" if self.i2i is not None else ""]
-        return "+".join(p for p in parts if p) or "baseline"
-
-
-class UpsertLog:
-    """Catalogue upserts seen since start (latest per item), replayed onto a swapped-in model.
-
-    Text embeddings are kept so that a replay does not run the sentence encoder again.
-    """
-
-    def __init__(self) -> None:
-        self.items: dict[int, tuple[int, ItemMeta, Any]] = {}  # id -> (seq, meta, vector)
-        self.seq = 0
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def add(self, meta: ItemMeta, vector: Any) -> None:
-        self.seq += 1
-        self.items[meta.item_id] = (self.seq, meta, vector)
-
-    def since(self, seq: int) -> tuple[list[ItemMeta], list[Any]]:
-        """Upserts after sequence number ``seq`` (0: all), in upsert order."""
-        rows = sorted(v for v in self.items.values() if v[0] > seq)
-        return [r[1] for r in rows], [r[2] for r in rows]
-
-
-def embed_missing(models: ModelSet, metas: list[ItemMeta]) -> list[Any]:
-    """Text embeddings of the items the recaller does not know yet (None for the others).
-
-    The slow part of an upsert (the sentence encoder) and free of shared state: the worker runs
-    it in a thread, then applies the upserts on the event loop.
-    """
-    vecs: list[Any] = [None] * len(metas)
-    rec = models.recaller
-    if rec is None:
-        return vecs
-    todo = [i for i, m in enumerate(metas) if m.item_id not in rec.table.sids and m.text()]
-    if todo:
-        from models.sid.embeddings import encode_texts
-
-        encoded = encode_texts([metas[i].text() for i in todo])
-        for j, i in enumerate(todo):
-            vecs[i] = encoded[j]
-    return vecs
-
-
-def apply_upserts(models: ModelSet, metas: list[ItemMeta], log_: UpsertLog,
-                  vectors: list[Any] | None = None) -> int:
-    """New catalogue items into the models: SID (frozen tokenizer) + trie, ranker feature row.
-
-    ``vectors``: text embeddings for items the recaller does not know (``embed_missing``; an
-    item with neither a vector nor a known SID gets ranker features only). Known items keep
-    their SID. Returns the number of items new to the recaller.
-    """
-    vecs = list(vectors) if vectors is not None else embed_missing(models, metas)
-    rec = models.recaller
-    new = 0
-    for meta, vec in zip(metas, vecs, strict=True):
-        sid = None
-        if rec is not None:
-            known = meta.item_id in rec.table.sids
-            if known or vec is not None:
-                sid = rec.add_item(meta.item_id, vector=vec)
-                new += not known
-        if models.ranker is not None:
-            feats = models.ranker.features
-            feats.upsert(meta.item_id, meta, _sid_array(sid) if sid is not None else
-                         known_sid(feats, meta.item_id))
-        log_.add(meta, vec)
-    return new
-
-
-def _sid_array(sid: tuple[int, ...]) -> Any:
-    import numpy as np
-
-    return np.asarray(sid, np.int64)
-
-
-def known_sid(features: Any, item_id: int) -> Any:
-    """The SID codes already in the ranker's row of ``item_id`` (None if it has no row)."""
-    from models.rank.features import N_BASE_FIELDS
-
-    if not features.n_sid_levels or item_id >= len(features.table) - 1:
-        return None
-    return features.table[item_id, N_BASE_FIELDS:] - 1  # stored shifted by one, 0 = unknown
 
 
 def artifact_versions(root: Path) -> list[str]:
@@ -196,19 +84,19 @@ def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
         from models.recall.recaller import GenerativeRecaller
 
         rec = GenerativeRecaller.load(directory)
-        if settings.model_int8:
+        if settings.models.model_int8:
             rec.quantize()
-        if settings.model_process:
+        if settings.models.model_process:
             from models.artifacts import resolve
             from models.recall.search_process import RemoteRecaller
 
-            return RemoteRecaller.start(rec, resolve(directory), settings.model_int8,
-                                        settings.prefix_cache_tokens, settings.model_threads)
-        rec.enable_prefix_cache(settings.prefix_cache_tokens)
+            return RemoteRecaller.start(rec, resolve(directory), settings.models.model_int8,
+                                        settings.models.prefix_cache_tokens, settings.models.model_threads)
+        rec.enable_prefix_cache(settings.models.prefix_cache_tokens)
         return rec
     from export.serving import RankerSession
 
-    return RankerSession.from_artifact(directory, intra_op_threads=settings.model_threads)
+    return RankerSession.from_artifact(directory, intra_op_threads=settings.models.model_threads)
 
 
 class ModelWatcher:
@@ -221,12 +109,12 @@ class ModelWatcher:
         self.next_poll = 0.0
 
     def root(self, kind: str) -> Path:
-        return self.settings.model_dir / kind
+        return self.settings.models.model_dir / kind
 
     def load_initial(self) -> ModelSet:
         """Per kind the ``LATEST`` version, else the newest one that loads (blocking)."""
         models = ModelSet()
-        if not self.settings.models:
+        if not self.settings.models.enabled:
             log.info("SIDSTREAM_MODELS is off: co-visitation and popularity only")
             return models
         self._threads()
@@ -244,9 +132,9 @@ class ModelWatcher:
     async def poll(self, current: ModelSet) -> ModelSet | None:
         """A new set when the pointer of some kind (``SERVING``, else ``LATEST``) names a
         loadable new version, else None."""
-        if not self.settings.models or time.monotonic() < self.next_poll:
+        if not self.settings.models.enabled or time.monotonic() < self.next_poll:
             return None
-        self.next_poll = time.monotonic() + self.settings.model_poll_s
+        self.next_poll = time.monotonic() + self.settings.models.model_poll_s
         models, changed = current, False
         for kind in KINDS:
             version = pointer(self.root(kind))
@@ -259,7 +147,7 @@ class ModelWatcher:
                 continue
             # upserts that arrived while it loaded (applied here, on the loop: no concurrency)
             metas, vectors = self.upserts.since(seq)
-            apply_upserts(_only(kind, obj), metas, UpsertLog(), vectors)
+            apply_upserts(only(kind, obj), metas, UpsertLog(), vectors)
             log.info("hot swap: %s %s -> %s", kind, current_version(current, kind) or "none",
                      version)
             models, changed = self._with(models, kind, obj, version), True
@@ -273,7 +161,7 @@ class ModelWatcher:
                        vectors: list[Any]) -> Any:
         obj = self.try_load(kind, version)
         if obj is not None:  # give it the catalogue as the serving model knows it
-            apply_upserts(_only(kind, obj), metas, UpsertLog(), vectors)
+            apply_upserts(only(kind, obj), metas, UpsertLog(), vectors)
         return obj
 
     def try_load(self, kind: str, version: str) -> Any:
@@ -303,29 +191,7 @@ class ModelWatcher:
     def _threads(self) -> None:
         import torch
 
-        if self.settings.model_threads > 0:  # else torch's default: one thread per core
-            torch.set_num_threads(self.settings.model_threads)
+        if self.settings.models.model_threads > 0:  # else torch's default: one thread per core
+            torch.set_num_threads(self.settings.models.model_threads)
 
 
-def with_model(models: ModelSet, kind: str, obj: Any, version: str) -> ModelSet:
-    """``models`` with ``kind`` replaced by ``obj`` at ``version``."""
-    if kind == "recall":
-        return replace(models, recaller=obj, recall_version=version)
-    if kind == "i2i":
-        return replace(models, i2i=obj, i2i_version=version)
-    return replace(models, ranker=obj, ranker_version=version)
-
-
-def _only(kind: str, obj: Any) -> ModelSet:
-    """A set holding just ``obj`` (catalogue upserts concern the recaller and the ranker)."""
-    if kind == "recall":
-        return ModelSet(recaller=obj)
-    return ModelSet(ranker=obj) if kind == "ranker" else ModelSet()
-
-
-def current_version(models: ModelSet, kind: str) -> str:
-    if kind == "recall":
-        return models.recall_version if models.recaller else ""
-    if kind == "i2i":
-        return models.i2i_version if models.i2i is not None else ""
-    return models.ranker_version if models.ranker else ""

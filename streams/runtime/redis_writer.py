@@ -1,61 +1,24 @@
-"""Redis output: the recommendation payload contract and the batched, retrying writer.
+"""Redis output: the batched, retrying writer of the lists (``streams/contracts/output.py``).
 
-Key ``sidstream:rec:{user_id}`` holds a JSON string (see README "Redis output"). The writer keeps
-only the latest payload per user while Redis is unreachable, retries with exponential backoff,
-and flushes everything pending in one pipeline once Redis is back.
+The writer keeps only the latest payload per user while Redis is unreachable, retries with
+exponential backoff, and flushes everything pending in one pipeline once Redis is back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from streams.channels.base import Candidate
 from streams.contracts.events import Id
+from streams.contracts.output import RecList, build_payload, rec_key
 from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-REC_PREFIX = "sidstream:rec:"
-ITEM_PREFIX = "sidstream:item:"
-
-
-def rec_key(user_id: Id) -> str:
-    return f"{REC_PREFIX}{user_id}"
-
-
-def item_key(item_id: Id) -> str:
-    return f"{ITEM_PREFIX}{item_id}"
-
-
-def build_payload(user_id: Id, items: Sequence[Candidate], model_version: str,
-                  updated_ms: int, event_ts: int) -> str:
-    """The JSON string stored under :func:`rec_key`; item ids keep their producer type."""
-    return json.dumps({
-        "user_id": user_id,
-        "items": [{"item_id": c.item_id, "score": c.score, "source": c.source} for c in items],
-        "model_version": model_version,
-        "updated_ms": updated_ms,
-        "event_ts": event_ts,
-    }, separators=(",", ":"))
-
-
-@dataclass(frozen=True, slots=True)
-class RecList:
-    """One user's ranked list, ready to write."""
-
-    user_id: Id
-    items: tuple[Candidate, ...]
-    event_ts: int  # latest event behind this list (for freshness)
-    model_version: str = ""  # models that made it (empty: the writer's default)
-
 
 class RecWriter:
     """Writes lists in one pipeline per batch; never raises on Redis outages.

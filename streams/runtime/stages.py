@@ -26,13 +26,14 @@ from faust.types import EventT, TopicT
 from redis.exceptions import RedisError
 
 from streams.contracts.events import Rejected, parse_item
+from streams.contracts.output import item_key
 from streams.metrics import Metrics
 from streams.pipeline.batch import Job, Pipeline, Record, Reject
 from streams.runtime.catalogue import Catalogue
 from streams.runtime.health import Health
 from streams.runtime.model_watcher import ModelWatcher
 from streams.runtime.offsets import ProcessedOffsets
-from streams.runtime.redis_writer import RecWriter, item_key
+from streams.runtime.redis_writer import RecWriter
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ async def submit(rt: Runtime, job: StageJob) -> None:
     it can (``StageJob.absorb``), else it waits for room in the queue."""
     if not rt.jobs.empty():
         queued = rt.jobs.get_nowait()  # no await until it is back: nothing else sees the gap
-        merged = queued.absorb(job, rt.settings.model_batch_max)
+        merged = queued.absorb(job, rt.settings.ingest.model_batch_max)
         rt.jobs.put_nowait(queued)
         if merged:
             rt.metrics.merged_batches.inc()

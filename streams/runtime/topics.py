@@ -25,7 +25,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
             break
         except KafkaError as exc:
             if time.monotonic() > deadline:
-                raise ConnectionError(f"broker {settings.broker} unreachable: {exc}") from exc
+                raise ConnectionError(f"broker {settings.kafka.broker} unreachable: {exc}") from exc
             time.sleep(0.5)
     try:
         existing = set(admin.list_topics())
@@ -33,9 +33,9 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
             if name in existing:
                 continue
             try:
-                admin.create_topics([NewTopic(name, settings.topic_partitions,
-                                              settings.replication_factor)])
-                log.info("created topic %s (%d partitions)", name, settings.topic_partitions)
+                admin.create_topics([NewTopic(name, settings.kafka.topic_partitions,
+                                              settings.kafka.replication_factor)])
+                log.info("created topic %s (%d partitions)", name, settings.kafka.topic_partitions)
             except TopicAlreadyExistsError:
                 pass
     finally:

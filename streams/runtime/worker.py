@@ -7,7 +7,7 @@ import logging
 import faust
 
 from models.heap import settle_heap
-from streams.jobs.seed import load_seed
+from streams.channels.seed import load_seed
 from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline
 from streams.runtime.app import build_app
@@ -51,7 +51,7 @@ def run_worker(loglevel: str = "info", settings: Settings | None = None) -> int:
     ensure_topics(settings)
     metrics = Metrics()
     health = Health()
-    server = serve(settings.metrics_port, metrics.registry, health)
+    server = serve(settings.worker.metrics_port, metrics.registry, health)
     covis, popularity, version = load_seed(settings)
     pipeline = Pipeline(settings, covis, popularity, metrics, model_version=version)
     watcher = ModelWatcher(settings, metrics)
@@ -64,7 +64,7 @@ def run_worker(loglevel: str = "info", settings: Settings | None = None) -> int:
     app, _ = build_app(settings, pipeline, metrics, health, catalogue, watcher)
     settle_heap()  # what start-up loaded stays: out of the cyclic collector's way
     log.info("worker %s: broker %s, redis %s, http :%d (/metrics /livez /readyz), model %s",
-             settings.app_id, settings.broker, settings.redis_url, settings.metrics_port,
+             settings.kafka.app_id, settings.kafka.broker, settings.redis.redis_url, settings.worker.metrics_port,
              pipeline.version)
     try:
         QuietWorker(app, loglevel=loglevel).execute_from_commandline()

@@ -1,6 +1,7 @@
-from streams.channels.base import Candidate, RecallConfig, covisit_channel, merge_channels
+from streams.channels.base import RecallConfig, covisit_channel, merge_channels
 from streams.channels.covisit import CoVisitation, CoVisitConfig
 from streams.channels.popularity import DecayedPopularity
+from streams.contracts.output import Candidate
 from streams.pipeline.state import SeqEvent, UserState
 
 DAY_MS = 86_400_000

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from streams.runtime.model_watcher import ModelSet
+from streams.pipeline.model_set import ModelSet
 from streams.runtime.offsets import ProcessedOffsets
 from streams.runtime.stages import StageJob, submit
+from streams.settings import Settings
 from tests.streams.test_pipeline import make_pipeline, rec
 
 
@@ -21,7 +22,7 @@ def prepared(pipe: Any, table: dict[str, Any], records: list[Any]) -> StageJob:
 def runtime(pipe: Any, cap: int) -> Any:
     """What ``submit`` reads of a Runtime."""
     return SimpleNamespace(jobs=asyncio.Queue(1), inflight=0, metrics=pipe.metrics,
-                           settings=SimpleNamespace(model_batch_max=cap),
+                           settings=Settings.from_env({}, model_batch_max=cap),
                            processed=ProcessedOffsets(["sidstream-events"]))
 
 

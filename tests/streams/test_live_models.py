@@ -5,19 +5,16 @@ from pathlib import Path
 
 import numpy as np
 
+from streams.contracts.ids import model_item_id
 from streams.metrics import Metrics
-from streams.runtime.model_watcher import (
-    ModelWatcher,
-    apply_upserts,
-    artifact_versions,
-    model_item_id,
-)
+from streams.pipeline.model_set import apply_upserts
+from streams.runtime.model_watcher import ModelWatcher, artifact_versions
 from streams.settings import Settings
 from tests.streams.model_fixtures import copy_version, item_meta
 
 
 def _watcher(model_dir: Path) -> ModelWatcher:
-    return ModelWatcher(Settings(model_dir=model_dir, model_poll_s=0.01), Metrics())
+    return ModelWatcher(Settings.from_env({}, model_dir=model_dir, model_poll_s=0.01), Metrics())
 
 
 def _refused(w: ModelWatcher, kind: str) -> float:

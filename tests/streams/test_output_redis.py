@@ -9,9 +9,9 @@ import redis
 import redis.asyncio as aioredis
 
 from infra.embedded import free_port, start_redis, stop_process
-from streams.channels.base import Candidate
+from streams.contracts.output import Candidate, RecList
 from streams.metrics import Metrics
-from streams.runtime.redis_writer import RecList, RecWriter
+from streams.runtime.redis_writer import RecWriter
 
 pytestmark = pytest.mark.integration
 

@@ -2,12 +2,11 @@ import itertools
 import json
 from typing import Any
 
-from streams.channels.base import Candidate
 from streams.channels.covisit import CoVisitation
 from streams.channels.popularity import DecayedPopularity
+from streams.contracts.output import Candidate, build_payload, rec_key
 from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline, Record
-from streams.runtime.redis_writer import build_payload, rec_key
 from streams.settings import Settings
 
 NOW_S = 1_795_000_000.0

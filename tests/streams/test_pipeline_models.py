@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from streams.channels.base import COVISIT, POPULAR, Candidate
+from streams.channels.base import COVISIT, POPULAR
 from streams.channels.covisit import CoVisitation
 from streams.channels.generative import GENERATIVE
 from streams.channels.popularity import DecayedPopularity
+from streams.contracts.output import Candidate
 from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline, Record
+from streams.pipeline.model_set import ModelSet, apply_upserts
 from streams.pipeline.rank import select_candidates
-from streams.runtime.model_watcher import ModelSet, ModelWatcher, apply_upserts
+from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import Settings
 from tests.streams.model_fixtures import item_meta
 

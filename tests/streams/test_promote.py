@@ -25,7 +25,7 @@ def test_rule_order_must_rise_and_clicks_may_drop_less_than_ten_percent() -> Non
 def test_promotion_moves_serving_and_workers_follow_it(model_dir: Path, trained_models: Path
                                                       ) -> None:
     data = trained_models.parent / "data"  # the walk data set the models were trained on
-    settings = Settings(model_dir=model_dir)
+    settings = Settings.from_env({}, model_dir=model_dir)
     first = model_dir / "recall" / (model_dir / "recall" / "LATEST").read_text().strip()
     doc = run_promote(PromoteConfig(first, data=str(data), events=200), settings)
     assert doc["promoted"] and doc["champion_version"] is None and "champion" not in doc

@@ -4,9 +4,10 @@ from pathlib import Path
 import pytest
 
 from models.data.dataset import load_dataset
+from streams.channels.seed import load_seed
 from streams.contracts.events import Limits, parse_event
 from streams.jobs.replay import ReplayConfig, interactions, iter_events
-from streams.jobs.seed import build_seed, load_seed
+from streams.jobs.seed import build_seed
 from streams.settings import Settings
 
 

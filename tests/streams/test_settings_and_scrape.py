@@ -12,10 +12,11 @@ def test_settings_from_env() -> None:
     s = Settings.from_env({"SIDSTREAM_BROKER": "kafka://k:1", "SIDSTREAM_METRICS_PORT": "9",
                            "SIDSTREAM_MODEL_DIR": "/m", "SIDSTREAM_REC_TTL_S": "60",
                            "SIDSTREAM_TOPIC_PARTITIONS": "4", "SIDSTREAM_EXCLUDE_SEEN": "false"})
-    assert (s.broker, s.metrics_port, s.model_dir, s.rec_ttl_s, s.topic_partitions) == \
+    assert (s.kafka.broker, s.worker.metrics_port, s.models.model_dir, s.redis.rec_ttl_s,
+            s.kafka.topic_partitions) == \
         ("kafka://k:1", 9, Path("/m"), 60, 4)
-    assert s.exclude_seen is False
-    assert Settings.from_env({}).redis_url == "redis://127.0.0.1:6379/0"
+    assert s.channels.exclude_seen is False
+    assert Settings.from_env({}).redis.redis_url == "redis://127.0.0.1:6379/0"
     assert Settings.from_env(s.env()) == s
     with pytest.raises(ValueError, match="SIDSTREAM_METRICS_PORT"):
         Settings.from_env({"SIDSTREAM_METRICS_PORT": "x"})

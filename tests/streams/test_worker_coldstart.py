@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import uuid
@@ -31,8 +30,8 @@ def served(settings: Settings, profile_models: Path, tmp_path_factory: pytest.Te
            ) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("coldstart-worker")
     models = Path(shutil.copytree(profile_models, root / "models"))
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/2"  # its own lists: another DB
-    own = dataclasses.replace(settings, app_id=APP_ID, redis_url=redis_url, model_dir=models,
+    redis_url = settings.redis.redis_url.rsplit("/", 1)[0] + "/2"  # its own lists: another DB
+    own = settings.with_values(app_id=APP_ID, redis_url=redis_url, model_dir=models,
                               data_dir=root / "faust", metrics_port=free_port())
     env = {**own.env(), "SIDSTREAM_QUOTA_COVISIT": "0", "SIDSTREAM_QUOTA_POPULAR": "0"}
     served = start_served(env, root / "worker.log", models, redis_url, own)

@@ -150,7 +150,7 @@ def test_two_workers_split_the_partitions(worker: WorkerProcess, producer: Kafka
         def split() -> bool:
             counts = [w.metrics().get("sidstream_assigned_partitions") for w in (worker, second)]
             ready = [w.metrics().get("sidstream_ready") for w in (worker, second)]
-            return all(counts) and sum(counts) == settings.topic_partitions and all(ready)
+            return all(counts) and sum(counts) == settings.kafka.topic_partitions and all(ready)
 
         eventually(split, timeout_s=90, every_s=0.5, what="partitions split over two workers")
         users = [user_id("split") for _ in range(20)]
@@ -164,7 +164,7 @@ def test_two_workers_split_the_partitions(worker: WorkerProcess, producer: Kafka
     finally:
         second.stop()
     eventually(lambda: worker.metrics().get("sidstream_assigned_partitions")
-               == settings.topic_partitions, timeout_s=90, every_s=0.5,
+               == settings.kafka.topic_partitions, timeout_s=90, every_s=0.5,
                what="the remaining worker takes all partitions back")
 
 

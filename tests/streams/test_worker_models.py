@@ -26,7 +26,7 @@ def served(settings: Settings, trained_models: Path, tmp_path_factory: pytest.Te
            ) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("model-worker")
     models = Path(shutil.copytree(trained_models, root / "models"))
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/1"  # its own lists: another DB
+    redis_url = settings.redis.redis_url.rsplit("/", 1)[0] + "/1"  # its own lists: another DB
     env = {**settings.env(), "SIDSTREAM_APP_ID": "sidstream-models-test",
            "SIDSTREAM_REDIS_URL": redis_url, "SIDSTREAM_MODEL_DIR": str(models),
            "SIDSTREAM_DATA_DIR": str(root / "faust"), "SIDSTREAM_METRICS_PORT": str(free_port()),
