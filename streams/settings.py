@@ -160,6 +160,12 @@ class Settings:
                 values[f.name] = _convert(var, raw, f.default)
         return cls().with_values(**values, **overrides)
 
+    @staticmethod
+    def given(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+        """Flat names of the fields that the environment sets (non-empty), e.g. ``model_dir``."""
+        env = os.environ if environ is None else environ
+        return frozenset(f.name for _, f, var in _fields() if env.get(var))
+
     def with_values(self, **values: Any) -> Settings:
         """A copy with flat field values changed (``with_values(seq_len=5)``), validated."""
         changes: dict[str, dict[str, Any]] = {}

@@ -18,16 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.coldstart.bandit import ItemBandit
-from models.coldstart.prefix_recall import ColdStartConfig
+from models.coldstart.prefix_recall import ColdStartConfig, ColdStartRecaller
 from streams.channels.base import Channel
-from streams.channels.generative import model_history, stream_id
 from streams.contracts.events import Event, Id
-from streams.contracts.ids import model_item_id
-from streams.pipeline.state import UserState
+from streams.contracts.ids import model_item_id, stream_id
+from streams.pipeline.state import UserState, model_history
 from streams.settings import Settings
 
 if TYPE_CHECKING:
-    from models.coldstart.prefix_recall import ColdStartRecaller
     from models.recall.recaller import GenerativeRecaller
 
 COLDSTART = "coldstart"
@@ -35,9 +33,10 @@ COLDSTART = "coldstart"
 
 class ColdStartChannel:
     def __init__(self, settings: Settings, seed: int | None = None) -> None:
-        self.cfg = ColdStartConfig(settings.coldstart.coldstart_levels, settings.coldstart.coldstart_prefixes,
-                                   settings.coldstart.coldstart_epsilon, settings.coldstart.coldstart_bandit)
-        self.max_events = settings.coldstart.coldstart_max_events
+        cold = settings.coldstart
+        self.cfg = ColdStartConfig(cold.coldstart_levels, cold.coldstart_prefixes,
+                                   cold.coldstart_epsilon, cold.coldstart_bandit)
+        self.max_events = cold.coldstart_max_events
         self.bandit = ItemBandit()
         self.rng = np.random.default_rng(seed)  # Thompson draws
         self._cold: tuple[Any, ColdStartRecaller] | None = None
@@ -52,8 +51,6 @@ class ColdStartChannel:
 
     def _recaller(self, rec: GenerativeRecaller) -> ColdStartRecaller:
         if self._cold is None or self._cold[0] is not rec:
-            from models.coldstart.prefix_recall import ColdStartRecaller
-
             self._cold = (rec, ColdStartRecaller(rec, self.cfg))
         return self._cold[1]
 

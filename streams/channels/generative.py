@@ -21,9 +21,9 @@ import numpy as np
 
 from streams.channels.base import Channel
 from streams.contracts.events import Id
-from streams.contracts.ids import model_item_id
+from streams.contracts.ids import model_item_id, stream_id
 from streams.metrics import Metrics
-from streams.pipeline.state import UserState
+from streams.pipeline.state import UserState, model_history
 
 if TYPE_CHECKING:
     from models.recall.beam import RecallResult
@@ -37,17 +37,6 @@ class RecallRequest:
     key: str  # user key
     state: UserState
     exclude: set[Id]  # stream item ids
-
-
-def model_history(state: UserState, max_hist: int) -> tuple[int, ...]:
-    """The model's view of a user: item ids the models know, oldest first, last ``max_hist``."""
-    ids = [model_item_id(e.item_id) for e in state.seq]
-    return tuple(i for i in ids if i is not None)[-max_hist:]
-
-
-def stream_id(item: int, like: Id | None) -> Id:
-    """A model item id in the type the user's own events use (JSON ints or strings)."""
-    return str(item) if isinstance(like, str) else item
 
 
 @dataclass

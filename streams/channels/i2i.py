@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from streams.channels.base import Channel, RecallConfig
-from streams.channels.generative import stream_id
-from streams.contracts.ids import model_item_id
+from streams.contracts.ids import model_item_id, stream_id
 from streams.pipeline.state import UserState
 
 I2I = "i2i"

@@ -55,7 +55,7 @@ def load_seed(settings: Settings) -> tuple[CoVisitation, DecayedPopularity, str]
         popularity.seed(((i, c) for i, c in doc["popularity"]), int(time.time() * 1000))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.error("seed %s refused (%s): starting empty", path, exc)
-        return CoVisitation(covis_cfg), DecayedPopularity(settings.channels.popularity_half_life_s), \
-            "baseline"
+        empty = DecayedPopularity(settings.channels.popularity_half_life_s)
+        return CoVisitation(covis_cfg), empty, "baseline"
     log.info("seed %s loaded: %d items", doc["version"], len(covis))
     return covis, popularity, f"baseline+{doc['version']}"

@@ -15,3 +15,8 @@ def model_item_id(item: Id) -> int | None:
         value = int(item)
         return value if value > 0 else None
     return None
+
+
+def stream_id(item: int, like: Id | None) -> Id:
+    """A model item id in the type the user's own events use (JSON ints or strings)."""
+    return str(item) if isinstance(like, str) else item

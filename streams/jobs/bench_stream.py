@@ -41,6 +41,7 @@ from infra.worker_process import WorkerProcess
 from models.data.dataset import load_dataset
 from streams.contracts.events import event_to_json
 from streams.jobs.replay import event_of, interactions, make_producer, pace
+from streams.jobs.seed import build_seed
 from streams.runtime.topics import ensure_topics
 from streams.settings import EVENTS_TOPIC, Settings
 
@@ -117,7 +118,6 @@ def run_bench_stream(cfg: StreamBenchConfig) -> list[CaseResult]:
 
 def _model_dir(cfg: StreamBenchConfig, workdir: Path) -> Path:
     """The artifacts (linked) plus a co-visitation/popularity seed of the data set."""
-    from streams.jobs.seed import build_seed
 
     models = workdir / "models"
     models.mkdir(parents=True)

@@ -118,8 +118,8 @@ def read_states(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def compare(name: str, settings: Settings, events: list[Event]) -> Result:
-    expected = expected_states(events, StateLimits(settings.state.seq_len, settings.state.dedup_window,
-                                                   settings.state.ordered_cap))
+    st = settings.state
+    expected = expected_states(events, StateLimits(st.seq_len, st.dedup_window, st.ordered_cap))
     actual = read_states(settings)
     result = Result(name, len(events), len(expected))
     client = redis.Redis.from_url(settings.redis.redis_url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import time
 from collections import Counter
@@ -17,6 +16,7 @@ from infra.embedded import embedded_stack, free_port
 from infra.scrape import Snapshot
 from infra.worker_process import WorkerProcess
 from models.data.dataset import MOVIELENS, load_dataset
+from streams.jobs.demo_models import ensure_demo_models
 from streams.jobs.recs import fetch_recs, format_recs, titles
 from streams.jobs.replay import ReplayConfig, interactions, run_replay
 from streams.runtime.topics import ensure_topics
@@ -35,11 +35,9 @@ class DemoConfig:
 
 
 def _model_dir(cfg: DemoConfig, workdir: Path) -> str:
-    if os.environ.get("SIDSTREAM_MODEL_DIR"):
-        return os.environ["SIDSTREAM_MODEL_DIR"]
+    if "model_dir" in Settings.given():
+        return str(Settings.from_env().models.model_dir)
     if cfg.models and cfg.dataset == MOVIELENS:
-        from streams.jobs.demo_models import ensure_demo_models
-
         return str(ensure_demo_models())
     return str(workdir / "models")
 

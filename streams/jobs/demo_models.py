@@ -11,7 +11,10 @@ import logging
 import time
 from pathlib import Path
 
-from models.data.dataset import MOVIELENS
+from models.artifacts import LATEST
+from models.data.dataset import MOVIELENS, load_dataset
+from streams.channels.seed import SEED_FILE
+from streams.jobs.seed import build_seed
 
 log = logging.getLogger(__name__)
 
@@ -19,20 +22,18 @@ DEMO_DIR = Path("artifacts/demo")
 
 
 def have_models(root: Path) -> bool:
-    return all((root / kind / "LATEST").is_file() for kind in ("recall", "ranker"))
+    return all((root / kind / LATEST).is_file() for kind in ("recall", "ranker"))
 
 
 def ensure_demo_models(root: Path = DEMO_DIR, threads: int = 2) -> Path:
     """``root`` with recall/, ranker/ and seed.json.gz for MovieLens (trained if missing)."""
-    if have_models(root) and (root / "seed.json.gz").is_file():
+    if have_models(root) and (root / SEED_FILE).is_file():
         return root
-    import torch
+    import torch  # lazy: torch and training load only when the demo has no models yet
 
-    from models.data.dataset import load_dataset
     from models.recall.model import GenConfig
     from models.recall.train import RecallTrainConfig, run_train_recall
     from models.sid.train import TokenizerTrainConfig, run_train_tokenizer
-    from streams.jobs.seed import build_seed
 
     torch.set_num_threads(threads)
     t0 = time.time()
@@ -44,14 +45,15 @@ def ensure_demo_models(root: Path = DEMO_DIR, threads: int = 2) -> Path:
                             eval_every=4, eval_users=500, item_weights=(1.0,))
     run_train_recall(ds, tok, root / "recall", cfg, test=False)
     _train_ranker(root, threads)
-    build_seed(MOVIELENS, str(root / "seed.json.gz"))
+    build_seed(MOVIELENS, str(root / SEED_FILE))
     log.info("demo models ready in %.0f s", time.time() - t0)
     return root
 
 
 def _train_ranker(root: Path, threads: int) -> None:
-    from streams.cli.main import main
-
-    if main(["train-ranker", MOVIELENS, "--out", str(root / "ranker"), "--sid-artifact",
-             str(root / "recall"), "--epochs", "3", "--threads", str(threads)]) != 0:
-        raise RuntimeError("demo ranker training failed")
+    """What ``sidstream train-ranker movielens --sid-artifact ROOT/recall --epochs 3`` runs."""
+    from export.ranker_job import TrainJob, run_train_job  # lazy: torch, onnx
+    from models.rank.train import TrainConfig  # lazy: torch
+    job = TrainJob(dataset=MOVIELENS, out=root / "ranker", sid_artifact=str(root / "recall"),
+                   threads=threads)
+    run_train_job(job, TrainConfig(epochs=3))

@@ -21,9 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from models.data.dataset import load_dataset
 from streams.channels.covisit import CoVisitation
 from streams.channels.popularity import DecayedPopularity
 from streams.contracts.events import Event
+from streams.jobs.replay import interactions
 from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline
 from streams.pipeline.model_set import ModelSet, with_model
@@ -128,8 +130,6 @@ def _with(watcher: ModelWatcher, serving: ModelSet, kind: str, version: str
 
 def _replay(cfg: PromoteConfig) -> tuple[list[Any], list[Any]]:
     """(events before the window, the window) in replay order."""
-    from models.data.dataset import load_dataset
-    from streams.jobs.replay import interactions
 
     order = interactions(load_dataset(cfg.data))
     cut = max(0, len(order) - cfg.events)

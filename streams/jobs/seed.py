@@ -1,4 +1,4 @@
-"""``sidstream seed DATASET``: the cheap channels' seed (``streams/channels/seed.py``) from a data set."""
+"""``sidstream seed DATASET``: the cheap channels' seed file (``streams/channels/seed.py``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 def build_seed(dataset: str, out: str | None = None, settings: Settings | None = None) -> Path:
     settings = settings or Settings.from_env()
     ds = load_dataset(dataset)
-    covis = CoVisitation(CoVisitConfig(settings.channels.covisit_window, settings.channels.covisit_neighbors))
+    ch = settings.channels
+    covis = CoVisitation(CoVisitConfig(ch.covisit_window, ch.covisit_neighbors))
     counts: Counter[int] = Counter()
     for seq in tqdm(ds.sequences.values(), desc="co-visitation", unit="user"):
         covis.add_sequence(seq)

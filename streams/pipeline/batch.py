@@ -144,18 +144,19 @@ class Pipeline:
         self.popularity = popularity
         self.metrics = metrics
         self.clock = clock
-        self.limits = Limits(max_bytes=settings.ingest.max_event_bytes,
-                             max_id_chars=settings.ingest.max_id_chars, min_ts_ms=settings.ingest.min_ts_ms,
-                             future_skew_ms=settings.ingest.future_skew_s * 1000)
+        ingest, ch = settings.ingest, settings.channels
+        self.limits = Limits(max_bytes=ingest.max_event_bytes, max_id_chars=ingest.max_id_chars,
+                             min_ts_ms=ingest.min_ts_ms, future_skew_ms=ingest.future_skew_s * 1000)
         self.state_limits = StateLimits(settings.state.seq_len, settings.state.dedup_window,
                                         settings.state.ordered_cap)
         self.recall_cfg = RecallConfig(history_items=settings.channels.history_items)
-        self.weights = {GENERATIVE: 1.0, COLDSTART: 1.0, COVISIT: settings.channels.weight_covisit,
-                        I2I: settings.channels.weight_i2i, POPULAR: settings.channels.weight_popular}
-        self.quotas = {GENERATIVE: settings.channels.quota_generative, COVISIT: settings.channels.quota_covisit,
-                       I2I: settings.channels.quota_i2i, POPULAR: settings.channels.quota_popular,
+        self.weights = {GENERATIVE: 1.0, COLDSTART: 1.0, COVISIT: ch.weight_covisit,
+                        I2I: ch.weight_i2i, POPULAR: ch.weight_popular}
+        self.quotas = {GENERATIVE: ch.quota_generative, COVISIT: ch.quota_covisit,
+                       I2I: ch.quota_i2i, POPULAR: ch.quota_popular,
                        COLDSTART: settings.coldstart.quota_coldstart}
-        self.blend = BlendWeights(settings.blend.w_click, settings.blend.w_order, settings.blend.w_value)
+        self.blend = BlendWeights(settings.blend.w_click, settings.blend.w_order,
+                                  settings.blend.w_value)
         self.models = ModelSet()  # swapped as a whole by streams.live_models.ModelWatcher
         self.generative = GenerativeChannel(metrics, settings.models.recall_cache_users)
         self.coldstart = ColdStartChannel(settings)
@@ -264,7 +265,8 @@ class Pipeline:
                     channels[k][GENERATIVE] = ch
         with self._stage("rank"):
             if models.ranker is None:
-                return {k: merge_channels(ch, self.weights, excluded[k], self.settings.redis.rec_size)
+                size = self.settings.redis.rec_size
+                return {k: merge_channels(ch, self.weights, excluded[k], size)
                         for k, ch in channels.items()}
             keys = list(states)
             top_popular = ranked(job.popular)  # the same for everyone: ranked once

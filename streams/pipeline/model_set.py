@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from models.rank.features import N_BASE_FIELDS
+from models.sid.embeddings import encode_texts
+
 if TYPE_CHECKING:
     from export.serving import RankerSession
     from models.data.dataset import ItemMeta
@@ -72,8 +77,6 @@ def embed_missing(models: ModelSet, metas: list[ItemMeta]) -> list[Any]:
         return vecs
     todo = [i for i, m in enumerate(metas) if m.item_id not in rec.table.sids and m.text()]
     if todo:
-        from models.sid.embeddings import encode_texts
-
         encoded = encode_texts([metas[i].text() for i in todo])
         for j, i in enumerate(todo):
             vecs[i] = encoded[j]
@@ -107,14 +110,11 @@ def apply_upserts(models: ModelSet, metas: list[ItemMeta], log_: UpsertLog,
 
 
 def _sid_array(sid: tuple[int, ...]) -> Any:
-    import numpy as np
-
     return np.asarray(sid, np.int64)
 
 
 def known_sid(features: Any, item_id: int) -> Any:
     """The SID codes already in the ranker's row of ``item_id`` (None if it has no row)."""
-    from models.rank.features import N_BASE_FIELDS
 
     if not features.n_sid_levels or item_id >= len(features.table) - 1:
         return None

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from export.serving import RankBatch, pad_candidates
+from models.rank.features import EVENT_IDS
 from streams.channels.base import POPULAR, Channel
 from streams.contracts.events import Id
 from streams.contracts.ids import model_item_id
@@ -73,7 +75,6 @@ def select_candidates(channels: Mapping[str, Channel | Sequence[tuple[Id, float]
 def history_arrays(states: Sequence[UserState], n_hist: int, sentinel: int
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Right-aligned [U, n_hist] model item ids and event-type ids of the users' sequences."""
-    from models.rank.features import EVENT_IDS
 
     items = np.zeros((len(states), n_hist), np.int64)
     events = np.zeros((len(states), n_hist), np.int64)
@@ -101,7 +102,6 @@ def rank_batch(ranker: RankerSession, weights: BlendWeights, states: Sequence[Us
     out: list[list[Candidate]] = [[] for _ in candidates]
     if not flat_items:
         return out
-    from export.serving import RankBatch, pad_candidates
 
     cand, rows, cols = pad_candidates(np.array(flat_items), np.array(flat_users), len(states))
     hist_items, hist_events = history_arrays(states, ranker.max_hist, sentinel)

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from models.data.profile import Profile
 from streams.contracts.events import Event, Id
+from streams.contracts.ids import model_item_id
 
 
 class SeqEvent(NamedTuple):  # a tuple: decoding a 50-event state is ~5x faster than objects
@@ -112,3 +113,9 @@ def _trim(state: UserState, limits: StateLimits) -> None:
         del state.recent_ids[: len(state.recent_ids) - limits.dedup_window]
     if len(state.ordered) > limits.ordered_cap:
         del state.ordered[: len(state.ordered) - limits.ordered_cap]
+
+
+def model_history(state: UserState, max_hist: int) -> tuple[int, ...]:
+    """The model's view of a user: item ids the models know, oldest first, last ``max_hist``."""
+    ids = [model_item_id(e.item_id) for e in state.seq]
+    return tuple(i for i in ids if i is not None)[-max_hist:]

@@ -16,6 +16,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from models.data.dataset import ItemMeta
 from streams.contracts.events import ItemUpsert, Limits, Rejected, parse_item
 from streams.contracts.ids import model_item_id
 from streams.metrics import Metrics
@@ -27,7 +30,6 @@ log = logging.getLogger(__name__)
 
 def item_meta(item: ItemUpsert) -> Any:
     """A validated upsert as the models' ``ItemMeta`` (None for non-integer item ids)."""
-    from models.data.dataset import ItemMeta
 
     mid = model_item_id(item.item_id)
     if mid is None:
@@ -74,8 +76,6 @@ class CatalogueFeed:
         self.caught_up = asyncio.Event()
 
     async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers,
                                     group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest",

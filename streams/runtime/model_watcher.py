@@ -24,6 +24,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from export.serving import RankerSession
+from models.artifacts import resolve
+from models.i2i.deepi2i import load_similar
+from models.recall.recaller import GenerativeRecaller
+from models.recall.search_process import RemoteRecaller
 from streams.metrics import Metrics
 from streams.pipeline.model_set import (
     ModelSet,
@@ -77,25 +84,17 @@ def pointer(root: Path) -> str | None:
 def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
     """Load one artifact (raises on anything wrong with it)."""
     if kind == "i2i":
-        from models.i2i.deepi2i import load_similar
-
         return load_similar(directory)
     if kind == "recall":
-        from models.recall.recaller import GenerativeRecaller
-
         rec = GenerativeRecaller.load(directory)
         if settings.models.model_int8:
             rec.quantize()
         if settings.models.model_process:
-            from models.artifacts import resolve
-            from models.recall.search_process import RemoteRecaller
-
-            return RemoteRecaller.start(rec, resolve(directory), settings.models.model_int8,
-                                        settings.models.prefix_cache_tokens, settings.models.model_threads)
+            m = settings.models
+            return RemoteRecaller.start(rec, resolve(directory), m.model_int8,
+                                        m.prefix_cache_tokens, m.model_threads)
         rec.enable_prefix_cache(settings.models.prefix_cache_tokens)
         return rec
-    from export.serving import RankerSession
-
     return RankerSession.from_artifact(directory, intra_op_threads=settings.models.model_threads)
 
 
@@ -189,8 +188,6 @@ class ModelWatcher:
                 self.metrics.model_info.labels(kind, version).set(1)
 
     def _threads(self) -> None:
-        import torch
-
         if self.settings.models.model_threads > 0:  # else torch's default: one thread per core
             torch.set_num_threads(self.settings.models.model_threads)
 

@@ -7,9 +7,11 @@ import logging
 import faust
 
 from models.heap import settle_heap
+from models.sid.embeddings import encode_texts
 from streams.channels.seed import load_seed
 from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline
+from streams.pipeline.state import SeqEvent, UserState
 from streams.runtime.app import build_app
 from streams.runtime.catalogue import Catalogue
 from streams.runtime.health import Health, serve
@@ -22,7 +24,6 @@ log = logging.getLogger(__name__)
 
 def warm_up(pipeline: Pipeline) -> None:
     """First calls are slow (lazy init, allocations): make them before taking traffic."""
-    from streams.pipeline.state import SeqEvent, UserState
 
     models = pipeline.models
     if models.recaller is None and models.ranker is None:
@@ -32,7 +33,6 @@ def warm_up(pipeline: Pipeline) -> None:
     pipeline.recommend_many({"warm-up": state})
     pipeline.generative.cache.clear()
     if models.recaller is not None:  # the sentence encoder for catalogue upserts
-        from models.sid.embeddings import encode_texts
 
         encode_texts(["warm up"])
 
@@ -64,8 +64,8 @@ def run_worker(loglevel: str = "info", settings: Settings | None = None) -> int:
     app, _ = build_app(settings, pipeline, metrics, health, catalogue, watcher)
     settle_heap()  # what start-up loaded stays: out of the cyclic collector's way
     log.info("worker %s: broker %s, redis %s, http :%d (/metrics /livez /readyz), model %s",
-             settings.kafka.app_id, settings.kafka.broker, settings.redis.redis_url, settings.worker.metrics_port,
-             pipeline.version)
+             settings.kafka.app_id, settings.kafka.broker, settings.redis.redis_url,
+             settings.worker.metrics_port, pipeline.version)
     try:
         QuietWorker(app, loglevel=loglevel).execute_from_commandline()
     finally:

@@ -1,0 +1,90 @@
+"""``sidstream bench stream | recall | rank``: benchmarks that print (and save) figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from streams.cli.common import add_common, setup_torch
+
+
+def _cmd_bench_stream(args: argparse.Namespace) -> int:
+    # lazy: the stack, faust and torch load only when the command runs
+    from streams.jobs.bench_stream import StreamBenchConfig, run_bench_stream
+
+    beams = tuple(int(b) for b in args.beams.split(","))
+    run_bench_stream(StreamBenchConfig(
+        data=args.data, model_dir=Path(args.model_dir), warm_events=args.warm_events,
+        events=args.events, rates=tuple(float(r) for r in args.rates.split(",")),
+        rate_seconds=args.rate_seconds, beams=beams,
+        threads=args.threads, json=Path(args.json) if args.json else None))
+    return 0
+
+
+def _cmd_bench_recall(args: argparse.Namespace) -> int:
+    setup_torch(args)
+    # lazy: torch and the models load only when the command runs
+    from models.recall.beam import SEARCH_CHUNK
+    from models.recall.bench import bench_recall
+
+    res = bench_recall(args.artifact, args.data, users=args.users,
+                       batch_size=args.batch_size or SEARCH_CHUNK, beam=args.beam, k=args.k,
+                       exclude=args.exclude, int8=args.int8)
+    print(json.dumps(res))
+    return 0
+
+
+def _cmd_bench_rank(args: argparse.Namespace) -> int:
+    # lazy: torch and onnxruntime load only when the command runs
+    from export.bench import BenchConfig, format_table, run_bench
+
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    bc = BenchConfig(sizes=sizes, cands_per_user=args.cands_per_user, threads=args.threads,
+                     seconds=args.seconds, artifact=args.artifact, seed=args.seed)
+    rows, source = run_bench(bc)
+    print(format_table(rows, bc, source))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"source": source, "threads": bc.threads,
+                                               "rows": [r._asdict() for r in rows]}, indent=2))
+    return 0
+
+
+def add_commands(bench_sub: argparse._SubParsersAction) -> None:
+    p = bench_sub.add_parser("stream", help="full pipeline vs no-model limit: events/s, "
+                             "freshness, CPU, memory, beam widths")
+    p.add_argument("--data", default="../shared/data/amazon-beauty-2014")
+    p.add_argument("--model-dir", default="artifacts", help="holds recall/ and ranker/")
+    p.add_argument("--warm-events", type=int, default=100_000,
+                   help="events replayed (without models) before measuring")
+    p.add_argument("--events", type=int, default=20_000, help="events per throughput case")
+    p.add_argument("--rates", default="300", help="offered events/s of the freshness cases")
+    p.add_argument("--rate-seconds", type=float, default=30.0)
+    p.add_argument("--beams", default="20,10,5", help="beam widths (the first: freshness case)")
+    p.add_argument("--threads", type=int, default=1, help="worker model threads (0: per core)")
+    p.add_argument("--json", default=None, help="also write the results to this file")
+    p.set_defaults(func=_cmd_bench_stream)
+
+    p = bench_sub.add_parser("recall", help="users/s of batched constrained beam search")
+    add_common(p)
+    p.add_argument("--artifact", default="artifacts/recall")
+    p.add_argument("--users", type=int, default=4096)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="users per search call (default: models.beam.SEARCH_CHUNK)")
+    p.add_argument("--beam", type=int, default=20)
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--exclude", action="store_true", help="exclude each user's history")
+    p.add_argument("--int8", action="store_true", help="int8 linear layers, as the worker serves")
+    p.set_defaults(func=_cmd_bench_recall)
+
+    p = bench_sub.add_parser("rank", help="ranker: torch eager vs onnxruntime, candidates/s")
+    p.add_argument("--artifact", default=None,
+                   help="ranker artifact (version dir or root with LATEST); default: a freshly "
+                        "initialised default-config model")
+    p.add_argument("--sizes", default="100,1000,10000", help="candidates per call, comma-separated")
+    p.add_argument("--cands-per-user", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads, both backends")
+    p.add_argument("--seconds", type=float, default=2.0, help="timed per backend and size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.set_defaults(func=_cmd_bench_rank)
