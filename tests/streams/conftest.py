@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.streams.model_fixtures import build_model_dir
+from tests.fixtures.stream_models import build_model_dir
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def profile_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model dir with one profile-conditioned recall version (no ranker; do not modify)."""
     import torch
 
-    from tests.streams.coldstart_fixtures import build_profile_model_dir
+    from tests.fixtures.profile_models import build_profile_model_dir
 
     torch.set_num_threads(1)
     return build_profile_model_dir(tmp_path_factory.mktemp("profile-trained"))

@@ -1,34 +1,9 @@
-import itertools
-import json
+
+
 from typing import Any
 
-from streams.channels.covisit import CoVisitation
-from streams.channels.popularity import DecayedPopularity
-from streams.contracts.output import Candidate, build_payload, rec_key
-from streams.metrics import Metrics
-from streams.pipeline.batch import Pipeline, Record
-from streams.settings import Settings
-
-NOW_S = 1_795_000_000.0
-
-
-def make_pipeline(**over: Any) -> tuple[Pipeline, Metrics]:
-    metrics = Metrics()
-    settings = Settings.from_env({}, **over)
-    return Pipeline(settings, CoVisitation(), DecayedPopularity(), metrics,
-                    clock=lambda: NOW_S), metrics
-
-
-OFFSETS = itertools.count()
-
-
-def rec(user: Any, item: Any, etype: str = "click", eid: str = "", offset: int | None = None
-        ) -> Record:
-    """A record at the next offset of partition 3 (or at ``offset``: a redelivery)."""
-    value = json.dumps({"event_id": eid or f"{user}-{item}-{etype}", "user_id": user,
-                        "item_id": item, "type": etype, "ts": int(NOW_S * 1000) - 10})
-    return Record(str(user).encode(), value.encode(), "sidstream-events", 3,
-                  next(OFFSETS) if offset is None else offset)
+from streams.pipeline.batch import Record
+from tests.fixtures.pipelines import make_pipeline, rec
 
 
 def test_batch_coalesces_users_and_ranks_covisited_items() -> None:
@@ -71,18 +46,6 @@ def test_ordered_items_are_never_recommended_even_when_seen_allowed() -> None:
     assert 1 in [c.item_id for c in out.lists[0].items]  # clicked, not ordered: allowed here
     out = pipe.process([rec("new", 2, "order")], table.get)
     assert 2 not in [c.item_id for c in out.lists[0].items]
-
-
-def test_payload_contract() -> None:
-    payload = json.loads(build_payload(7, [Candidate("a", 0.5, "covisit"), Candidate(3, 0.1,
-                                                                                     "popular")],
-                                       "v1", 1000, 900))
-    assert payload == {"user_id": 7, "items": [{"item_id": "a", "score": 0.5,
-                                                "source": "covisit"},
-                                               {"item_id": 3, "score": 0.1,
-                                                "source": "popular"}],
-                       "model_version": "v1", "updated_ms": 1000, "event_ts": 900}
-    assert rec_key(7) == "sidstream:rec:7"
 
 
 def test_redelivery_from_far_back_is_not_applied_twice() -> None:

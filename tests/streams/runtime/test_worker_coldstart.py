@@ -16,9 +16,9 @@ from kafka import KafkaProducer
 from infra.embedded import free_port
 from streams.jobs.chaos import read_states
 from streams.settings import USERS_TOPIC, Settings
-from tests.conftest import dlq_reasons, eventually
-from tests.streams.model_fixtures import Served, start_served
-from tests.streams.test_worker_integration import send
+from tests.fixtures.helpers import dlq_reasons, eventually
+from tests.fixtures.stream_models import Served, start_served
+from tests.fixtures.worker_io import send
 
 pytestmark = pytest.mark.integration
 

@@ -4,11 +4,8 @@ from pathlib import Path
 import pytest
 
 from models.data.dataset import load_dataset
-from streams.channels.seed import load_seed
 from streams.contracts.events import Limits, parse_event
 from streams.jobs.replay import ReplayConfig, interactions, iter_events
-from streams.jobs.seed import build_seed
-from streams.settings import Settings
 
 
 @pytest.fixture()
@@ -49,16 +46,3 @@ def test_movielens_replay_is_in_timestamp_order_with_rating_types() -> None:
     assert ds.timestamps[first.user_id][first.position] == min(
         t for ts in ds.timestamps.values() for t in ts)
     assert {it.type for it in order} == {"click", "order"}
-
-
-def test_seed_round_trip(tiny: Path, tmp_path: Path) -> None:
-    settings = Settings.from_env({"SIDSTREAM_MODEL_DIR": str(tmp_path / "m")})
-    path = build_seed(str(tiny), settings=settings)
-    assert path == tmp_path / "m" / "seed.json.gz"
-    covis, pop, version = load_seed(settings)
-    assert version.startswith("baseline+seed-")
-    assert covis.neighbors(1, 1)[0][0] in {2, 3}
-    assert pop.top(1)[0][0] == 3  # item 3 is in every sequence
-    path.write_bytes(b"corrupt")
-    covis, _, version = load_seed(settings)  # refused with a log line, worker still starts
-    assert version == "baseline" and len(covis) == 0

@@ -16,8 +16,8 @@ from kafka import KafkaProducer
 from infra.worker_process import WorkerProcess
 from streams.contracts.events import Limits, Rejected, parse_event
 from streams.settings import EVENTS_TOPIC, Settings
-from tests.conftest import dlq_reasons, eventually
-from tests.streams.fuzz_cases import KINDS, make_case
+from tests.fixtures.fuzz_cases import KINDS, make_case
+from tests.fixtures.helpers import dlq_reasons, eventually
 
 
 @given(st.sampled_from(KINDS), st.randoms(use_true_random=False))

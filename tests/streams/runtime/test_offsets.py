@@ -1,39 +1,24 @@
 """The commit guard's arithmetic: only processed prefixes of what was fetched are committable."""
-
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from faust.transport import consumer as consumer_mod
-from faust.transport import producer as producer_mod
 from faust.types import TP
-from intervaltree import IntervalTree
 
-from streams.runtime import faust_patches, offsets
+from streams.runtime import offsets
 from streams.runtime.offsets import ProcessedOffsets
 
 T = "sidstream-events"
 TP0 = TP(T, 0)
-
-
 @dataclass
 class Rec:
     offset: int
-
-
 def fetch(p: ProcessedOffsets, tp: TP, *offsets: int) -> None:
     p.fetched({tp: [Rec(o) for o in offsets]})
-
-
 def test_nothing_fetched_nothing_to_commit() -> None:
     assert ProcessedOffsets([T]).committable(TP0) is None
-
-
 def test_commit_stops_at_the_first_unprocessed_offset() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP0, 0, 1, 2, 3)
@@ -42,8 +27,6 @@ def test_commit_stops_at_the_first_unprocessed_offset() -> None:
     assert p.committable(TP0) == 0
     p.mark(TP0, 0)
     assert p.committable(TP0) == 4
-
-
 def test_a_dropped_message_at_the_committed_offset_holds_the_commit() -> None:
     """faust's own check lets exactly this hole through (min(acked) - committed == 1)."""
     p = ProcessedOffsets([T])
@@ -51,29 +34,21 @@ def test_a_dropped_message_at_the_committed_offset_holds_the_commit() -> None:
     p.mark(TP0, 11)
     p.mark(TP0, 12)
     assert p.committable(TP0, committed=10) == 10
-
-
 def test_offsets_below_the_group_commit_are_forgotten() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP0, 5, 6, 7)
     assert p.committable(TP0, committed=7) == 7  # 5 and 6 were committed by another worker
     p.mark(TP0, 7)
     assert p.committable(TP0, committed=7) == 8
-
-
 def test_other_topics_are_not_tracked() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP("other", 0), 0, 1)
     assert p.partitions() == set()
-
-
 def test_reset_forgets_everything_on_a_new_assignment() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP0, 0, 1)
     p.reset()
     assert p.committable(TP0) is None and not p.partitions()
-
-
 def test_offsets_never_fetched_since_the_seek_hold_the_commit() -> None:
     """A fetch from before the seek to the commit (10) returns 15-17 first: 10-14 must still be
     read and processed before anything past 10 is committed."""
@@ -87,8 +62,6 @@ def test_offsets_never_fetched_since_the_seek_hold_the_commit() -> None:
     for o in range(10, 18):
         p.mark(TP0, o)
     assert p.committable(TP0, committed=10) == 18
-
-
 def test_no_commit_between_assignment_and_the_seek_to_the_commit() -> None:
     p = ProcessedOffsets([T])
     p.reset({TP0: 0})
@@ -99,29 +72,10 @@ def test_no_commit_between_assignment_and_the_seek_to_the_commit() -> None:
     assert p.committable(TP0) is None
     p.settling = False
     assert p.committable(TP0) == 2
-
-
-def test_fausts_own_arithmetic_commits_past_a_message_it_dropped() -> None:
-    """Why the guard exists: with offset 10 the next to read and 10 itself never acked (dropped
-    between fetch and stream), faust commits 13."""
-    cls = consumer_mod.Consumer
-    new_offset: Any = getattr(cls, "_sidstream_original_new_offset", cls._new_offset)
-    fake = SimpleNamespace(_acked={TP0: [11, 12]}, _gap=defaultdict(IntervalTree),
-                           _committed_offset={TP0: 10}, _acked_index=defaultdict(set))
-    assert new_offset(fake, TP0) == 13
-    fake = SimpleNamespace(_acked={TP0: [1, 2]}, _gap=defaultdict(IntervalTree),
-                           _committed_offset={TP0: None}, _acked_index=defaultdict(set))
-    assert new_offset(fake, TP0) == 3  # no commit yet: offset 0 is not checked at all
-
-
 def ev(tp: TP, offset: int) -> SimpleNamespace:
     return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset, topic=tp.topic))
-
-
 def admitted(p: ProcessedOffsets, *events: SimpleNamespace) -> list[int]:
     return [e.message.offset for e in p.admit(list(events))]  # type: ignore[arg-type]
-
-
 def test_events_behind_a_dropped_message_wait_and_it_is_read_again() -> None:
     p = ProcessedOffsets([T])
     p.reset({TP0: 0})
@@ -132,8 +86,6 @@ def test_events_behind_a_dropped_message_wait_and_it_is_read_again() -> None:
     p.rearm(TP0, 0.0)
     fetch(p, TP0, 1, 2, 3)
     assert admitted(p, ev(TP0, 1), ev(TP0, 2), ev(TP0, 2), ev(TP0, 3)) == [1, 2, 3]
-
-
 def test_the_next_batch_is_admitted_while_the_last_is_in_the_model_stage() -> None:
     p = ProcessedOffsets([T])
     p.reset({TP0: 0})
@@ -149,8 +101,6 @@ def test_the_next_batch_is_admitted_while_the_last_is_in_the_model_stage() -> No
     p.mark(TP0, 0)
     p.mark(TP0, 1)
     assert p.committable(TP0) == 4
-
-
 def test_events_fetched_before_the_assignment_or_applied_while_settling_are_not() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP0, 5, 6)  # previous generation
@@ -162,8 +112,6 @@ def test_events_fetched_before_the_assignment_or_applied_while_settling_are_not(
     assert admitted(p, ev(TP0, 5)) == []  # this copy came before the assignment: read again
     fetch(p, TP0, 7, 8)  # a stale fetch: 5 and 6 were not read since the seek
     assert admitted(p, ev(TP0, 7)) == [] and p.dropped(TP0, 0.0) == 5
-
-
 def test_dropped_when_the_stream_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
     monkeypatch.setattr(offsets.time, "monotonic", lambda: now[0])
@@ -173,8 +121,6 @@ def test_dropped_when_the_stream_is_idle(monkeypatch: pytest.MonkeyPatch) -> Non
     assert p.dropped(TP0, now[0] + 1.0) is None
     assert p.dropped(TP0, now[0] + offsets.RESEEK_AFTER_S - 0.5) is None
     assert p.dropped(TP0, now[0] + offsets.RESEEK_AFTER_S) == 1  # idle since
-
-
 def test_not_dropped_while_the_handler_waits_for_the_model_stage(
         monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
@@ -188,86 +134,3 @@ def test_not_dropped_while_the_handler_waits_for_the_model_stage(
     p.resume()  # the wait is over: the stream gets the usual time to deliver 1
     assert p.dropped(TP0, now[0] + offsets.IDLE_S - 0.5) is None
     assert p.dropped(TP0, now[0] + offsets.IDLE_S) == 1
-
-
-def test_what_was_fetched_since_the_assignment_survives_the_seek() -> None:
-    """A fresh worker's flow is never stopped: it fetches 3-5 before faust's seek to the commit
-    (3); those copies are applied, not skipped (and read again)."""
-    p = ProcessedOffsets([T])
-    p.reset()
-    fetch(p, TP0, 3, 4, 5)
-    p.reset({TP0: 3})
-    assert admitted(p, ev(TP0, 3), ev(TP0, 4), ev(TP0, 5)) == [3, 4, 5]
-    for o in (3, 4, 5):
-        p.mark(TP0, o)
-    assert p.committable(TP0) == 6
-
-
-class SlowChannel:
-    def __init__(self) -> None:
-        self.sent = 0
-
-    async def publish_message(self, fut: Any, wait: bool = False) -> None:
-        await asyncio.sleep(0.15)  # a busy loop or a slow broker
-        self.sent += 1
-
-
-def _buffer_with(n: int, channel: SlowChannel) -> Any:
-    buf: Any = producer_mod.ProducerBuffer()
-    buf.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))
-    buf._started.set()  # "running", without faust's own sender task
-    for _ in range(n):
-        buf.put(SimpleNamespace(message=SimpleNamespace(channel=channel)))
-    return buf
-
-
-async def _sender(buf: Any) -> None:
-    while True:
-        msg = await buf.pending.get()
-        await buf._send_pending(msg)
-        buf.message_sent.set()
-
-
-def test_fausts_buffer_flush_returns_with_changelog_records_still_queued() -> None:
-    """Why ``drain_producer_buffer`` exists: faust's flush gives up after 0.1 s without a send."""
-    cls = producer_mod.ProducerBuffer
-    flush: Any = getattr(cls, "_sidstream_original_flush", cls.flush)
-
-    async def main() -> int:
-        channel = SlowChannel()
-        buf = _buffer_with(3, channel)
-        sender = asyncio.ensure_future(_sender(buf))
-        await flush(buf)
-        sender.cancel()
-        return channel.sent
-
-    assert asyncio.run(main()) < 3
-
-
-def test_patched_flush_waits_until_every_record_is_handed_over() -> None:
-    faust_patches.drain_producer_buffer()
-
-    async def main() -> int:
-        channel = SlowChannel()
-        buf = _buffer_with(3, channel)
-        sender = asyncio.ensure_future(_sender(buf))
-        await asyncio.wait_for(buf.flush(), timeout=10)
-        sender.cancel()
-        return channel.sent
-
-    assert asyncio.run(main()) == 3
-
-
-def test_a_partition_without_a_commit_starts_at_what_was_fetched_since_the_assignment() -> None:
-    """faust does not seek a partition without a commit: records fetched (and skipped) while
-    settling stay pending, so nothing after them is applied or committed before them."""
-    p = ProcessedOffsets([T])
-    p.reset()
-    p.settling = True
-    fetch(p, TP0, 0, 1)
-    assert admitted(p, ev(TP0, 0), ev(TP0, 1)) == []
-    p.reset({TP0: None})
-    p.settling = False
-    fetch(p, TP0, 2)
-    assert admitted(p, ev(TP0, 2)) == [] and p.committable(TP0) == 0
-    assert p.dropped(TP0, 0.0) == 0

@@ -14,9 +14,9 @@ from kafka import KafkaProducer
 
 from infra.embedded import free_port
 from streams.settings import ITEMS_TOPIC, Settings
-from tests.conftest import eventually
-from tests.streams.model_fixtures import Served, copy_version, item_meta, start_served
-from tests.streams.test_worker_integration import send
+from tests.fixtures.helpers import eventually
+from tests.fixtures.stream_models import Served, copy_version, item_meta, start_served
+from tests.fixtures.worker_io import send
 
 pytestmark = pytest.mark.integration
 

@@ -1,50 +1,23 @@
 """The worker end to end through the real broker and Redis (kafka-python as the client)."""
 
+
 from __future__ import annotations
 
 import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
 from infra.worker_process import WorkerProcess
-from streams.jobs.chaos import read_states
 from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, Settings
-from tests.conftest import dlq_reasons, eventually
+from tests.fixtures.helpers import dlq_reasons, eventually
+from tests.fixtures.worker_io import changelog_state, now_ms, recs, send, user_id
 
 pytestmark = pytest.mark.integration
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def send(producer: KafkaProducer, user: Any, item: Any, etype: str = "click",
-         event_id: str | None = None, **extra: Any) -> str:
-    eid = event_id or uuid.uuid4().hex
-    value = {"event_id": eid, "user_id": user, "item_id": item, "type": etype, "ts": now_ms(),
-             **extra}
-    producer.send(EVENTS_TOPIC, key=str(user).encode(), value=json.dumps(value).encode())
-    return eid
-
-
-def recs(rclient: redis.Redis, user: Any) -> dict[str, Any] | None:
-    raw = rclient.get(f"sidstream:rec:{user}")
-    return json.loads(raw) if raw else None
-
-
-def changelog_state(settings: Settings, user: Any) -> dict[str, Any] | None:
-    """The user's latest state as the worker wrote it to the table's changelog topic."""
-    return read_states(settings).get(str(user))
-
-
-def user_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def test_events_become_ranked_lists_in_redis(worker: WorkerProcess, producer: KafkaProducer,

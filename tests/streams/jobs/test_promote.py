@@ -7,7 +7,7 @@ from streams.jobs.promote import ArmResult, PromoteConfig, decide, run_promote
 from streams.metrics import Metrics
 from streams.runtime.model_watcher import ModelWatcher, pointer
 from streams.settings import Settings
-from tests.streams.model_fixtures import copy_version
+from tests.fixtures.stream_models import copy_version
 
 
 def arm(click: float, order: float, clicks: int = 100) -> ArmResult:

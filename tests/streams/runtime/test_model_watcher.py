@@ -3,14 +3,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import numpy as np
-
-from streams.contracts.ids import model_item_id
 from streams.metrics import Metrics
 from streams.pipeline.model_set import apply_upserts
 from streams.runtime.model_watcher import ModelWatcher, artifact_versions
 from streams.settings import Settings
-from tests.streams.model_fixtures import copy_version, item_meta
+from tests.fixtures.stream_models import copy_version, item_meta, write_i2i
 
 
 def _watcher(model_dir: Path) -> ModelWatcher:
@@ -19,11 +16,6 @@ def _watcher(model_dir: Path) -> ModelWatcher:
 
 def _refused(w: ModelWatcher, kind: str) -> float:
     return w.metrics.model_refused.labels(kind)._value.get()
-
-
-def test_model_item_id() -> None:
-    assert [model_item_id(x) for x in (7, "7", "007", "a7", -3, 0, True, "", "9" * 30)] == \
-        [7, 7, 7, None, None, None, None, None, None]
 
 
 def test_initial_load_serves_latest_of_each_kind(model_dir: Path) -> None:
@@ -70,36 +62,6 @@ def test_corrupt_new_version_is_refused_and_old_keeps_serving(model_dir: Path) -
     assert _refused(w, "ranker") == 1 and w.serving["ranker"] == old.ranker_version
     w.next_poll = 0.0
     assert asyncio.run(w.poll(old)) is None and _refused(w, "ranker") == 1  # not retried
-
-
-def test_upsert_gives_sid_and_ranker_row_and_keeps_known_sids(model_dir: Path) -> None:
-    w = _watcher(model_dir)
-    models = w.load_initial()
-    rec, ranker = models.recaller, models.ranker
-    assert rec is not None and ranker is not None
-    known = rec.table.sids[3]
-    row3 = ranker.features.table[3].copy()
-    meta = item_meta(3)
-    apply_upserts(models, [meta, item_meta(45)], w.upserts)
-    keep = [0, 1, 2, 4, 5, 6]  # id, category, brand, SID tokens (the price is new data)
-    assert rec.table.sids[3] == known
-    assert np.array_equal(ranker.features.table[3][keep], row3[keep])
-    assert 45 in rec.table.sids and rec.trie.n_items == 41
-    assert ranker.features.table[45][0] == ranker.features.unknown_id  # untrained id
-    assert (ranker.features.table[45][4:6] > 0).all()  # its SID codes are features
-
-
-def write_i2i(model_dir: Path, version: str = "20990101T000000-i2i") -> np.ndarray:
-    """A similar-items table artifact: the walk's neighbours (i -> i+1, i+2 ...)."""
-    from models.artifacts import write_artifact
-    from models.i2i.deepi2i import FORMAT, KIND, TABLE_FILE
-
-    table = np.zeros((41, 5), np.int64)
-    for i in range(1, 41):
-        table[i] = [(i + j - 1) % 40 + 1 for j in range(1, 6)]
-    write_artifact(model_dir / "i2i", KIND, FORMAT, "hash", {}, {},
-                   lambda d: np.save(d / TABLE_FILE, table), version=version)
-    return table
 
 
 def test_i2i_table_is_served_and_refreshed(model_dir: Path) -> None:

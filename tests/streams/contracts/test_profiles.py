@@ -1,4 +1,4 @@
-"""The sidstream-users contract, profiles in the user state, and the cold-start channel."""
+"""The sidstream-users contract and profiles kept in the user state."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ from typing import Any
 import pytest
 
 from models.data.profile import Profile
-from streams.channels.coldstart import COLDSTART
 from streams.channels.covisit import CoVisitation
 from streams.channels.popularity import DecayedPopularity
 from streams.contracts.events import Limits, Rejected
 from streams.contracts.profiles import BAD_PROFILE, parse_profile
 from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline, Record
-from streams.pipeline.state import UserState
 from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import EVENTS_TOPIC, USERS_TOPIC, Settings
 
 NOW_S = 1_795_000_000.0
+
+
 LIMITS = Limits()
 
 
@@ -69,17 +69,6 @@ def test_invalid_profiles_are_rejected_with_reasons(raw: bytes, key: bytes | Non
     assert exc.value.reason == reason and exc.value.detail
 
 
-def test_state_round_trips_the_profile_and_old_states_still_load() -> None:
-    st = UserState("u1", profile=Profile(age=30, gender="M"))
-    raw = st.to_json()
-    assert raw["profile"] == {"age": 30, "gender": "M"}
-    assert UserState.from_json(json.loads(json.dumps(raw))) == st
-    old = {"user_id": 5, "seq": [[1, "click", 10]], "ids": ["e"], "ordered": [], "n": 1,
-           "last_ts": 10}
-    loaded = UserState.from_json(old)
-    assert loaded.profile is None and loaded.to_json() == old
-
-
 def pipeline(model_dir: Path | None = None, **over: Any) -> Pipeline:
     settings = Settings.from_env({}, model_dir=model_dir or Path("/nonexistent"), **over)
     pipe = Pipeline(settings, CoVisitation(), DecayedPopularity(), Metrics(),
@@ -103,33 +92,3 @@ def test_profiles_are_stored_in_state_and_invalid_ones_rejected() -> None:
     assert out.states["new"][1]["profile"] == {"gender": "X"} and out.states["new"][1]["n"] == 0
     assert {r.user_id for r in out.lists} == {"a", "new"}  # a profile recomputes the list
     assert pipe.metrics.profiles._value.get() == 2
-
-
-def test_profile_only_user_gets_cold_start_items(profile_models: Path) -> None:
-    pipe = pipeline(profile_models, quota_covisit=0, quota_popular=0)
-    assert pipe.models.recaller is not None and pipe.models.recaller.cfg.n_profile
-    table: dict[str, Any] = {}
-    out = pipe.process([prof({"user_id": 41, "occupation": "shampoo fan", "age": 30}, b"41")],
-                       table.get)
-    items = out.lists[0].items
-    assert items and {c.source for c in items} == {COLDSTART}
-    assert all(isinstance(c.item_id, int) and 1 <= c.item_id <= 40 for c in items)
-    table.update({k: v for k, (_, v) in out.states.items()})
-    # a few events: still cold (fewer than coldstart_max_events); events are excluded
-    out = pipe.process([event(41, 3), event(41, 4, n=1)], table.get)
-    got = out.lists[0].items
-    assert COLDSTART in {c.source for c in got} and not {3, 4} & {c.item_id for c in got}
-    table.update({k: v for k, (_, v) in out.states.items()})
-    out = pipe.process([event(41, 5, n=2)], table.get)  # 3 events: warm now
-    assert COLDSTART not in {c.source for c in out.lists[0].items}
-    off = pipeline(profile_models, quota_covisit=0, quota_popular=0, quota_coldstart=0)
-    out = off.process([prof({"user_id": 42, "age": 30}, b"42")], {}.get)
-    assert not out.lists[0].items  # channel off, nothing else to give
-
-
-def test_bandit_learns_from_applied_events(profile_models: Path) -> None:
-    pipe = pipeline(profile_models)
-    pipe.process([event("u", 7, etype="order"), event("u", 8, n=1), event("u", "x", n=2)],
-                 {}.get)
-    bandit = pipe.coldstart.bandit
-    assert bandit.orders == {7: 1.0} and bandit.clicks == {8: 1.0}

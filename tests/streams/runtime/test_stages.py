@@ -10,7 +10,7 @@ from streams.pipeline.model_set import ModelSet
 from streams.runtime.offsets import ProcessedOffsets
 from streams.runtime.stages import StageJob, submit
 from streams.settings import Settings
-from tests.streams.test_pipeline import make_pipeline, rec
+from tests.fixtures.pipelines import make_pipeline, rec
 
 
 def prepared(pipe: Any, table: dict[str, Any], records: list[Any]) -> StageJob:

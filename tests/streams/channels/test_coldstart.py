@@ -1,0 +1,57 @@
+"""The cold-start channel: profile-only users get items, the bandit learns from events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from streams.channels.coldstart import COLDSTART
+from streams.channels.covisit import CoVisitation
+from streams.channels.popularity import DecayedPopularity
+from streams.metrics import Metrics
+from streams.pipeline.batch import Pipeline, Record
+from streams.runtime.model_watcher import ModelWatcher
+from streams.settings import EVENTS_TOPIC, USERS_TOPIC, Settings
+
+NOW_S = 1_795_000_000.0
+def prof(obj: Any, key: bytes | None = None, partition: int = 0, offset: int = 0) -> Record:
+    raw = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+    return Record(key, raw, USERS_TOPIC, partition, offset)
+def event(user: Any, item: Any, n: int = 0, etype: str = "click") -> Record:
+    value = json.dumps({"event_id": f"{user}-{item}-{n}", "user_id": user, "item_id": item,
+                        "type": etype, "ts": int(NOW_S * 1000) - 10})
+    return Record(str(user).encode(), value.encode(), EVENTS_TOPIC, 0, n)
+def pipeline(model_dir: Path | None = None, **over: Any) -> Pipeline:
+    settings = Settings.from_env({}, model_dir=model_dir or Path("/nonexistent"), **over)
+    pipe = Pipeline(settings, CoVisitation(), DecayedPopularity(), Metrics(),
+                    clock=lambda: NOW_S)
+    if model_dir is not None:
+        pipe.models = ModelWatcher(settings, pipe.metrics).load_initial()
+    return pipe
+def test_profile_only_user_gets_cold_start_items(profile_models: Path) -> None:
+    pipe = pipeline(profile_models, quota_covisit=0, quota_popular=0)
+    assert pipe.models.recaller is not None and pipe.models.recaller.cfg.n_profile
+    table: dict[str, Any] = {}
+    out = pipe.process([prof({"user_id": 41, "occupation": "shampoo fan", "age": 30}, b"41")],
+                       table.get)
+    items = out.lists[0].items
+    assert items and {c.source for c in items} == {COLDSTART}
+    assert all(isinstance(c.item_id, int) and 1 <= c.item_id <= 40 for c in items)
+    table.update({k: v for k, (_, v) in out.states.items()})
+    # a few events: still cold (fewer than coldstart_max_events); events are excluded
+    out = pipe.process([event(41, 3), event(41, 4, n=1)], table.get)
+    got = out.lists[0].items
+    assert COLDSTART in {c.source for c in got} and not {3, 4} & {c.item_id for c in got}
+    table.update({k: v for k, (_, v) in out.states.items()})
+    out = pipe.process([event(41, 5, n=2)], table.get)  # 3 events: warm now
+    assert COLDSTART not in {c.source for c in out.lists[0].items}
+    off = pipeline(profile_models, quota_covisit=0, quota_popular=0, quota_coldstart=0)
+    out = off.process([prof({"user_id": 42, "age": 30}, b"42")], {}.get)
+    assert not out.lists[0].items  # channel off, nothing else to give
+def test_bandit_learns_from_applied_events(profile_models: Path) -> None:
+    pipe = pipeline(profile_models)
+    pipe.process([event("u", 7, etype="order"), event("u", 8, n=1), event("u", "x", n=2)],
+                 {}.get)
+    bandit = pipe.coldstart.bandit
+    assert bandit.orders == {7: 1.0} and bandit.clicks == {8: 1.0}

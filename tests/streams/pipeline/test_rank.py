@@ -1,0 +1,63 @@
+"""Candidate selection by channel quotas, and the channel blend used without a ranker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.channels.base import COVISIT, POPULAR
+from streams.channels.covisit import CoVisitation
+from streams.channels.generative import GENERATIVE
+from streams.channels.popularity import DecayedPopularity
+from streams.metrics import Metrics
+from streams.pipeline.batch import Pipeline, Record
+from streams.pipeline.model_set import ModelSet
+from streams.pipeline.rank import select_candidates
+from streams.runtime.model_watcher import ModelWatcher
+from streams.settings import Settings
+
+NOW_S = 1_795_000_000.0
+class Clock:
+    def __init__(self) -> None:
+        self.t = NOW_S
+
+    def __call__(self) -> float:
+        return self.t
+def make(model_dir: Path, **over: Any) -> tuple[Pipeline, Clock, ModelWatcher]:
+    # the search in this process: the child process is tested in tests/models and through
+    # the workers of the integration tests
+    settings = Settings.from_env({}, model_dir=model_dir, **{"model_process": False, **over})
+    clock, metrics = Clock(), Metrics()
+    pipe = Pipeline(settings, CoVisitation(), DecayedPopularity(), metrics, clock=clock)
+    watcher = ModelWatcher(settings, metrics)
+    pipe.models = watcher.load_initial()
+    return pipe, clock, watcher
+def rec(user: Any, item: Any, etype: str = "click", n: int = 0) -> Record:
+    value = json.dumps({"event_id": f"{user}-{item}-{etype}-{n}", "user_id": user,
+                        "item_id": item, "type": etype, "ts": int(NOW_S * 1000) - 10})
+    return Record(str(user).encode(), value.encode(), "sidstream-events", 0, n)
+def test_select_candidates_quotas_priority_exclusion_and_fill() -> None:
+    channels = {GENERATIVE: {1: 0.9, 2: 0.5, 3: 0.1},
+                COVISIT: {2: 9.0, 4: 5.0, 5: 4.0},
+                POPULAR: {6: 3.0, 7: 2.0, 8: 1.0, 1: 0.5}}
+    quotas = {GENERATIVE: 2, COVISIT: 1, POPULAR: 1}
+    got = select_candidates(channels, quotas, exclude={1}, fill_to=4)
+    assert [(c.item_id, c.source) for c in got] == [
+        (2, GENERATIVE), (3, GENERATIVE), (4, COVISIT), (6, POPULAR)]
+    cold = select_candidates({GENERATIVE: {}, COVISIT: {}, POPULAR: channels[POPULAR]}, quotas,
+                             exclude=set(), fill_to=3)
+    assert [c.item_id for c in cold] == [6, 7, 8]  # popularity fills lists of cold users
+    off = select_candidates({POPULAR: channels[POPULAR]}, {POPULAR: 0}, set(), fill_to=3)
+    assert off == []
+@pytest.mark.parametrize("users", [1, 7])
+def test_no_ranker_blends_channels(model_dir: Path, users: int) -> None:
+    pipe, _, _ = make(model_dir)
+    pipe.models = ModelSet(recaller=pipe.models.recaller,
+                           recall_version=pipe.models.recall_version)
+    out = pipe.process([rec(f"w{u}", 3 + u, n=u) for u in range(users)], {}.get)
+    assert len(out.lists) == users
+    assert all(r.items and r.model_version.startswith("recall:") and "ranker" not in
+               r.model_version for r in out.lists)
