@@ -1,0 +1,40 @@
+"""Metric names carry their unit, histograms their explicit buckets (the SRE contract)."""
+
+from __future__ import annotations
+
+from prometheus_client import Histogram
+
+from streams.metrics import BATCH_BUCKETS, FRESHNESS_BUCKETS, STAGE_BUCKETS, Metrics
+
+UNITS = ("_total", "_seconds", "_messages", "_lists", "_users", "_items", "_partitions",
+         "_size", "_info", "_ready")
+
+
+def test_every_metric_is_namespaced_and_names_its_unit() -> None:
+    m = Metrics()
+    families = list(m.registry.collect())
+    assert len(families) >= 25
+    for mf in families:
+        assert mf.name.startswith("sidstream_"), mf.name
+        # a counter family is named without its _total suffix, which every sample carries
+        assert mf.type == "counter" or any(u in mf.name for u in UNITS), mf.name
+
+
+def test_histograms_use_the_declared_buckets() -> None:
+    m = Metrics()
+    hists = {name: h for name, h in vars(m).items() if isinstance(h, Histogram)}
+    assert set(hists) == {"freshness", "stage", "batch_size", "job_users"}
+    declared = {"freshness": FRESHNESS_BUCKETS, "stage": STAGE_BUCKETS,
+                "batch_size": BATCH_BUCKETS, "job_users": BATCH_BUCKETS}
+    m.stage.labels("batch").observe(0.01)
+    for name, h in hists.items():
+        sample_owner = h.labels("batch") if name == "stage" else h
+        bounds = [b for b in sample_owner._upper_bounds if b != float("inf")]
+        assert tuple(bounds) == tuple(float(b) for b in declared[name]), name
+
+
+def test_two_workers_in_one_process_do_not_share_a_registry() -> None:
+    a, b = Metrics(), Metrics()
+    a.recs_written.inc(3)
+    assert b.registry.get_sample_value("sidstream_recs_written_total") == 0
+    assert a.registry.get_sample_value("sidstream_recs_written_total") == 3
