@@ -6,7 +6,7 @@ The stream calls :meth:`RankerSession.score` once per micro-batch with every use
     batch = RankBatch(hist_items, hist_events, last_age_s, cand_items)
     scores = session.score(batch)          # RankScores: pctr, pcvr, pctcvr, [U, C] each
     final = blend(scores.pctr, scores.pctcvr, session.features.prices(cand_items),
-                  BlendWeights.from_env())  # streams/pipeline/blend.py
+                  settings.blend)  # streams/pipeline/rank.py
 
 - ``hist_items`` int [U, N'] item ids, right-aligned (most recent last), 0 = padding; any N'
   (the session keeps the model's last ``max_hist`` columns);

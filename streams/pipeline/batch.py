@@ -35,7 +35,6 @@ from streams.contracts.events import Event, Id, Limits, Rejected, parse_event
 from streams.contracts.output import Candidate, RecList
 from streams.contracts.profiles import ProfileUpdate, parse_profile
 from streams.metrics import Metrics
-from streams.pipeline.blend import BlendWeights
 from streams.pipeline.debounce import Debouncer
 from streams.pipeline.model_set import ModelSet
 from streams.pipeline.rank import rank_batch, ranked, select_candidates
@@ -155,8 +154,6 @@ class Pipeline:
         self.quotas = {GENERATIVE: ch.quota_generative, COVISIT: ch.quota_covisit,
                        I2I: ch.quota_i2i, POPULAR: ch.quota_popular,
                        COLDSTART: settings.coldstart.quota_coldstart}
-        self.blend = BlendWeights(settings.blend.w_click, settings.blend.w_order,
-                                  settings.blend.w_value)
         self.models = ModelSet()  # swapped as a whole by streams.live_models.ModelWatcher
         self.generative = GenerativeChannel(metrics, settings.models.recall_cache_users)
         self.coldstart = ColdStartChannel(settings)
@@ -276,8 +273,8 @@ class Pipeline:
             for source, n in sources.items():
                 self.metrics.candidates.labels(source).inc(n)
             with self._stage("ranker"):
-                lists = rank_batch(models.ranker, self.blend, [states[k] for k in keys], cands,
-                                   job.now_ms, self.settings.redis.rec_size)
+                lists = rank_batch(models.ranker, self.settings.blend, [states[k] for k in keys],
+                                   cands, job.now_ms, self.settings.redis.rec_size)
         return dict(zip(keys, lists, strict=True))
 
     def excluded(self, state: UserState) -> set[Any]:

@@ -4,9 +4,22 @@
 order (generative, co-visitation, popularity), skipping excluded items and items an earlier
 channel already brought; popularity then tops the pool up to the list size for users with few
 candidates (cold users). :func:`rank_batch` scores every candidate of every user of the batch in
-one ranker call (onnxruntime), blends click / order / value (``streams/pipeline/blend.py``) and
-keeps the
-top ``n`` per user; each item keeps the channel that brought it as its ``source``.
+one ranker call (onnxruntime), blends click / order / value (:func:`blend`) and keeps the top
+``n`` per user; each item keeps the channel that brought it as its ``source``.
+
+The multi-objective blend that orders the ranked list:
+
+    score = w_click * pCTR + w_order * pCTCVR + w_value * pCTCVR * price
+
+pCTCVR = pCTR * pCVR is the probability that a shown item is clicked *and* ordered, so the
+order term is an expected-order count and the value term an expected revenue. The value term
+only counts where the price is known (unknown price: the term is 0 for that item).
+
+Defaults (``SIDSTREAM_W_CLICK=1``, ``SIDSTREAM_W_ORDER=2``, ``SIDSTREAM_W_VALUE=0``): an order
+is worth twice a click -- pCTCVR is at most pCTR, so with w_order = 2 an item the user is likely
+to buy beats one they would only click, while pCTR still separates the long tail of items
+with low conversion estimates; the value term is off because neither bundled data set has
+prices (turn it on with a weight on the scale of 1 / typical price, e.g. 0.02 for prices ~50).
 """
 
 from __future__ import annotations
@@ -23,8 +36,8 @@ from streams.channels.base import POPULAR, Channel
 from streams.contracts.events import Id
 from streams.contracts.ids import model_item_id
 from streams.contracts.output import Candidate
-from streams.pipeline.blend import BlendWeights, blend
 from streams.pipeline.state import UserState
+from streams.settings import BlendSettings
 
 if TYPE_CHECKING:
     from export.serving import RankerSession
@@ -87,7 +100,7 @@ def history_arrays(states: Sequence[UserState], n_hist: int, sentinel: int
     return items, events
 
 
-def rank_batch(ranker: RankerSession, weights: BlendWeights, states: Sequence[UserState],
+def rank_batch(ranker: RankerSession, weights: BlendSettings, states: Sequence[UserState],
                candidates: Sequence[Sequence[Candidate]], now_ms: int, n: int
                ) -> list[list[Candidate]]:
     """Score all users' candidates in one call; top ``n`` per user by the blended score."""
@@ -117,3 +130,14 @@ def rank_batch(ranker: RankerSession, weights: BlendWeights, states: Sequence[Us
         out[u] = [Candidate(cands[i].item_id, score, cands[i].source)
                   for i, score in zip(order.tolist(), s[order].round(6).tolist(), strict=True)]
     return out
+
+
+def blend(pctr: np.ndarray, pctcvr: np.ndarray, price: np.ndarray | None = None,
+          weights: BlendSettings | None = None) -> np.ndarray:
+    """Final ranking score, same shape as ``pctr``; ``price`` NaN (or None) where unknown."""
+    w = weights or BlendSettings()
+    score = w.w_click * np.asarray(pctr, np.float32) + w.w_order * np.asarray(pctcvr, np.float32)
+    if price is not None and w.w_value:
+        value = np.nan_to_num(np.asarray(price, np.float32), nan=0.0) * pctcvr
+        score = score + w.w_value * value
+    return score.astype(np.float32)

@@ -1,5 +1,6 @@
 """Serving: provider choice falls back quietly, threads, score() for many users, the blend."""
 
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,6 @@ from models.rank.features import EVENT_IDS, ItemFeatures
 from models.rank.model import Ranker
 from models.rank.toy import toy_dataset
 from models.rank.train import model_config
-from streams.pipeline.blend import BlendWeights, blend
 
 torch.set_num_threads(1)
 
@@ -151,18 +151,3 @@ def test_missing_age_is_unknown(setup: tuple[Ranker, ItemFeatures, Path]) -> Non
     nan_age = sess.score(batch._replace(last_age_s=np.full(4, np.nan)))
     for a, b in zip(sess.score(batch._replace(last_age_s=None)), nan_age, strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-def test_blend_weights_from_env_and_formula() -> None:
-    assert BlendWeights.from_env({}) == BlendWeights(1.0, 2.0, 0.0)
-    w = BlendWeights.from_env({"SIDSTREAM_W_CLICK": "0.5", "SIDSTREAM_W_ORDER": "3",
-                               "SIDSTREAM_W_VALUE": "0.1"})
-    assert w == BlendWeights(0.5, 3.0, 0.1)
-    for bad in ("x", "-1", "inf"):
-        with pytest.raises(ValueError, match="SIDSTREAM_W_ORDER"):
-            BlendWeights.from_env({"SIDSTREAM_W_ORDER": bad})
-    pctr, pctcvr = np.array([0.5, 0.2, 0.4]), np.array([0.1, 0.15, 0.2])
-    price = np.array([10.0, np.nan, 20.0])
-    np.testing.assert_allclose(blend(pctr, pctcvr, price, w),
-                               [0.25 + 0.3 + 0.1, 0.1 + 0.45, 0.2 + 0.6 + 0.4], rtol=1e-6)
-    np.testing.assert_allclose(blend(pctr, pctcvr), pctr + 2 * pctcvr, rtol=1e-6)

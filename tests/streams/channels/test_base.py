@@ -11,6 +11,8 @@ def test_covisit_channel_prefers_recent_items() -> None:
     state = UserState(1, seq=[SeqEvent("a", "click", 1), SeqEvent("b", "click", 2)])
     channel = covisit_channel(state, cv, RecallConfig())
     assert channel["y"] > channel["x"] > 0
+
+
 def test_merge_blends_dedups_excludes_and_names_sources() -> None:
     channels = {"covisit": {"a": 2.0, "b": 1.0, "z": 2.0}, "popular": {"b": 1.0, "c": 0.5}}
     out = merge_channels(channels, {"covisit": 1.0, "popular": 0.5}, exclude={"z"}, n=10)

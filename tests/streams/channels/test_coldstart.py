@@ -15,13 +15,19 @@ from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import EVENTS_TOPIC, USERS_TOPIC, Settings
 
 NOW_S = 1_795_000_000.0
+
+
 def prof(obj: Any, key: bytes | None = None, partition: int = 0, offset: int = 0) -> Record:
     raw = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
     return Record(key, raw, USERS_TOPIC, partition, offset)
+
+
 def event(user: Any, item: Any, n: int = 0, etype: str = "click") -> Record:
     value = json.dumps({"event_id": f"{user}-{item}-{n}", "user_id": user, "item_id": item,
                         "type": etype, "ts": int(NOW_S * 1000) - 10})
     return Record(str(user).encode(), value.encode(), EVENTS_TOPIC, 0, n)
+
+
 def pipeline(model_dir: Path | None = None, **over: Any) -> Pipeline:
     settings = Settings.from_env({}, model_dir=model_dir or Path("/nonexistent"), **over)
     pipe = Pipeline(settings, CoVisitation(), DecayedPopularity(), Metrics(),
@@ -29,6 +35,8 @@ def pipeline(model_dir: Path | None = None, **over: Any) -> Pipeline:
     if model_dir is not None:
         pipe.models = ModelWatcher(settings, pipe.metrics).load_initial()
     return pipe
+
+
 def test_profile_only_user_gets_cold_start_items(profile_models: Path) -> None:
     pipe = pipeline(profile_models, quota_covisit=0, quota_popular=0)
     assert pipe.models.recaller is not None and pipe.models.recaller.cfg.n_profile
@@ -49,6 +57,8 @@ def test_profile_only_user_gets_cold_start_items(profile_models: Path) -> None:
     off = pipeline(profile_models, quota_covisit=0, quota_popular=0, quota_coldstart=0)
     out = off.process([prof({"user_id": 42, "age": 30}, b"42")], {}.get)
     assert not out.lists[0].items  # channel off, nothing else to give
+
+
 def test_bandit_learns_from_applied_events(profile_models: Path) -> None:
     pipe = pipeline(profile_models)
     pipe.process([event("u", 7, etype="order"), event("u", 8, n=1), event("u", "x", n=2)],

@@ -8,6 +8,8 @@ def test_covisitation_counts_both_directions_with_distance_weight() -> None:
     assert dict(cv.neighbors(3, 5)) == {2: 1 / 1.5, 1: 0.5 / 1.5}
     assert cv.neighbors(2, 5)[0][1] == 0.5 and len(cv.neighbors(2, 5)) == 2
     assert cv.neighbors(99, 5) == []
+
+
 def test_covisitation_rows_are_bounded_and_serialisable() -> None:
     cv = CoVisitation(CoVisitConfig(window=1, max_neighbors=3))
     for other in range(10):

@@ -15,12 +15,16 @@ from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import Settings
 
 NOW_S = 1_795_000_000.0
+
+
 class Clock:
     def __init__(self) -> None:
         self.t = NOW_S
 
     def __call__(self) -> float:
         return self.t
+
+
 def make(model_dir: Path, **over: Any) -> tuple[Pipeline, Clock, ModelWatcher]:
     # the search in this process: the child process is tested in tests/models and through
     # the workers of the integration tests
@@ -30,12 +34,18 @@ def make(model_dir: Path, **over: Any) -> tuple[Pipeline, Clock, ModelWatcher]:
     watcher = ModelWatcher(settings, metrics)
     pipe.models = watcher.load_initial()
     return pipe, clock, watcher
+
+
 def rec(user: Any, item: Any, etype: str = "click", n: int = 0) -> Record:
     value = json.dumps({"event_id": f"{user}-{item}-{etype}-{n}", "user_id": user,
                         "item_id": item, "type": etype, "ts": int(NOW_S * 1000) - 10})
     return Record(str(user).encode(), value.encode(), "sidstream-events", 0, n)
+
+
 def lists_of(out: Any) -> dict[Any, list[Candidate]]:
     return {r.user_id: list(r.items) for r in out.lists}
+
+
 def test_debounce_defers_then_recomputes_once(model_dir: Path) -> None:
     pipe, clock, _ = make(model_dir, debounce_ms=1000)
     table: dict[str, Any] = {}

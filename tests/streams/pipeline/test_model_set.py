@@ -23,12 +23,16 @@ from tests.fixtures.stream_models import item_meta
 def _watcher(model_dir: Path) -> ModelWatcher:
     return ModelWatcher(Settings.from_env({}, model_dir=model_dir, model_poll_s=0.01), Metrics())
 NOW_S = 1_795_000_000.0
+
+
 class Clock:
     def __init__(self) -> None:
         self.t = NOW_S
 
     def __call__(self) -> float:
         return self.t
+
+
 def make(model_dir: Path, **over: Any) -> tuple[Pipeline, Clock, ModelWatcher]:
     # the search in this process: the child process is tested in tests/models and through
     # the workers of the integration tests
@@ -38,12 +42,18 @@ def make(model_dir: Path, **over: Any) -> tuple[Pipeline, Clock, ModelWatcher]:
     watcher = ModelWatcher(settings, metrics)
     pipe.models = watcher.load_initial()
     return pipe, clock, watcher
+
+
 def rec(user: Any, item: Any, etype: str = "click", n: int = 0) -> Record:
     value = json.dumps({"event_id": f"{user}-{item}-{etype}-{n}", "user_id": user,
                         "item_id": item, "type": etype, "ts": int(NOW_S * 1000) - 10})
     return Record(str(user).encode(), value.encode(), "sidstream-events", 0, n)
+
+
 def lists_of(out: Any) -> dict[Any, list[Candidate]]:
     return {r.user_id: list(r.items) for r in out.lists}
+
+
 def test_new_item_gets_a_sid_and_becomes_recallable(model_dir: Path) -> None:
     pipe, _, watcher = make(model_dir, quota_covisit=0, quota_popular=0)
     meta = item_meta(5)  # same text as item 5: same codes, next collision slot
@@ -52,6 +62,8 @@ def test_new_item_gets_a_sid_and_becomes_recallable(model_dir: Path) -> None:
     out = pipe.process([rec("u4", 3, n=1), rec("u4", 4, n=2)], {}.get)
     items = {c.item_id: c.source for c in lists_of(out)["u4"]}
     assert items.get(77) == GENERATIVE
+
+
 def test_upsert_gives_sid_and_ranker_row_and_keeps_known_sids(model_dir: Path) -> None:
     w = _watcher(model_dir)
     models = w.load_initial()

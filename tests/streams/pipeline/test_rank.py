@@ -1,11 +1,12 @@
-"""Candidate selection by channel quotas, and the channel blend used without a ranker."""
-
+"""Candidate selection by channel quotas, the click/order/value blend, and the channel blend
+used without a ranker."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from streams.channels.base import COVISIT, POPULAR
@@ -15,17 +16,21 @@ from streams.channels.popularity import DecayedPopularity
 from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline, Record
 from streams.pipeline.model_set import ModelSet
-from streams.pipeline.rank import select_candidates
+from streams.pipeline.rank import blend, select_candidates
 from streams.runtime.model_watcher import ModelWatcher
-from streams.settings import Settings
+from streams.settings import BlendSettings, Settings
 
 NOW_S = 1_795_000_000.0
+
+
 class Clock:
     def __init__(self) -> None:
         self.t = NOW_S
 
     def __call__(self) -> float:
         return self.t
+
+
 def make(model_dir: Path, **over: Any) -> tuple[Pipeline, Clock, ModelWatcher]:
     # the search in this process: the child process is tested in tests/models and through
     # the workers of the integration tests
@@ -35,10 +40,14 @@ def make(model_dir: Path, **over: Any) -> tuple[Pipeline, Clock, ModelWatcher]:
     watcher = ModelWatcher(settings, metrics)
     pipe.models = watcher.load_initial()
     return pipe, clock, watcher
+
+
 def rec(user: Any, item: Any, etype: str = "click", n: int = 0) -> Record:
     value = json.dumps({"event_id": f"{user}-{item}-{etype}-{n}", "user_id": user,
                         "item_id": item, "type": etype, "ts": int(NOW_S * 1000) - 10})
     return Record(str(user).encode(), value.encode(), "sidstream-events", 0, n)
+
+
 def test_select_candidates_quotas_priority_exclusion_and_fill() -> None:
     channels = {GENERATIVE: {1: 0.9, 2: 0.5, 3: 0.1},
                 COVISIT: {2: 9.0, 4: 5.0, 5: 4.0},
@@ -52,6 +61,8 @@ def test_select_candidates_quotas_priority_exclusion_and_fill() -> None:
     assert [c.item_id for c in cold] == [6, 7, 8]  # popularity fills lists of cold users
     off = select_candidates({POPULAR: channels[POPULAR]}, {POPULAR: 0}, set(), fill_to=3)
     assert off == []
+
+
 @pytest.mark.parametrize("users", [1, 7])
 def test_no_ranker_blends_channels(model_dir: Path, users: int) -> None:
     pipe, _, _ = make(model_dir)
@@ -61,3 +72,18 @@ def test_no_ranker_blends_channels(model_dir: Path, users: int) -> None:
     assert len(out.lists) == users
     assert all(r.items and r.model_version.startswith("recall:") and "ranker" not in
                r.model_version for r in out.lists)
+
+
+def test_blend_weights_from_env_and_formula() -> None:
+    assert Settings.from_env({}).blend == BlendSettings(1.0, 2.0, 0.0)
+    w = Settings.from_env({"SIDSTREAM_W_CLICK": "0.5", "SIDSTREAM_W_ORDER": "3",
+                           "SIDSTREAM_W_VALUE": "0.1"}).blend
+    assert w == BlendSettings(0.5, 3.0, 0.1)
+    for bad in ("x", "-1", "inf"):
+        with pytest.raises(ValueError, match="SIDSTREAM_W_ORDER"):
+            Settings.from_env({"SIDSTREAM_W_ORDER": bad})
+    pctr, pctcvr = np.array([0.5, 0.2, 0.4]), np.array([0.1, 0.15, 0.2])
+    price = np.array([10.0, np.nan, 20.0])
+    np.testing.assert_allclose(blend(pctr, pctcvr, price, w),
+                               [0.25 + 0.3 + 0.1, 0.1 + 0.45, 0.2 + 0.6 + 0.4], rtol=1e-6)
+    np.testing.assert_allclose(blend(pctr, pctcvr), pctr + 2 * pctcvr, rtol=1e-6)

@@ -15,6 +15,8 @@ from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import Settings
 
 NOW_S = 1_795_000_000.0
+
+
 def pipeline(model_dir: Path | None = None, **over: Any) -> Pipeline:
     settings = Settings.from_env({}, model_dir=model_dir or Path("/nonexistent"), **over)
     pipe = Pipeline(settings, CoVisitation(), DecayedPopularity(), Metrics(),
@@ -22,13 +24,19 @@ def pipeline(model_dir: Path | None = None, **over: Any) -> Pipeline:
     if model_dir is not None:
         pipe.models = ModelWatcher(settings, pipe.metrics).load_initial()
     return pipe
+
+
 def event(i: int, item: object = None, etype: str = "click", eid: str | None = None) -> Event:
     return Event(eid or f"e{i}", 1, item if item is not None else i, etype, 1_000 + i)
+
+
 def test_sequence_is_appended_and_trimmed() -> None:
     state = UserState(1)
     apply_events(state, [event(i) for i in range(8)], StateLimits(seq_len=5))
     assert [e.item_id for e in state.seq] == [3, 4, 5, 6, 7]
     assert state.n_events == 8 and state.last_ts == 1_007
+
+
 def test_duplicates_are_not_applied_twice() -> None:
     state = UserState(1)
     limits = StateLimits()
@@ -38,6 +46,8 @@ def test_duplicates_are_not_applied_twice() -> None:
     assert [e.event_id for e in again.applied] == ["e3"]
     assert [e.event_id for e in again.duplicates] == ["e2", "e3"]
     assert [e.item_id for e in state.seq] == [1, 2, 3]
+
+
 def test_dedup_window_is_bounded() -> None:
     state = UserState(1)
     limits = StateLimits(dedup_window=3)
@@ -45,6 +55,8 @@ def test_dedup_window_is_bounded() -> None:
     assert state.recent_ids == ["e2", "e3", "e4"]
     # an id older than the window is (by design) applied again
     assert len(apply_events(state, [event(0)], limits).applied) == 1
+
+
 def test_orders_are_remembered_once_and_json_round_trips() -> None:
     state = UserState("u")
     apply_events(state, [event(1, "a", "order"), event(2, "a", "order"), event(3, "b")],
@@ -52,6 +64,8 @@ def test_orders_are_remembered_once_and_json_round_trips() -> None:
     assert state.ordered == ["a"]
     assert UserState.from_json(state.to_json()) == state
     assert state.recent_items(5) == ["b", "a"]
+
+
 def test_state_round_trips_the_profile_and_old_states_still_load() -> None:
     st = UserState("u1", profile=Profile(age=30, gender="M"))
     raw = st.to_json()

@@ -12,13 +12,21 @@ from streams.runtime.offsets import ProcessedOffsets
 
 T = "sidstream-events"
 TP0 = TP(T, 0)
+
+
 @dataclass
 class Rec:
     offset: int
+
+
 def fetch(p: ProcessedOffsets, tp: TP, *offsets: int) -> None:
     p.fetched({tp: [Rec(o) for o in offsets]})
+
+
 def test_nothing_fetched_nothing_to_commit() -> None:
     assert ProcessedOffsets([T]).committable(TP0) is None
+
+
 def test_commit_stops_at_the_first_unprocessed_offset() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP0, 0, 1, 2, 3)
@@ -27,6 +35,8 @@ def test_commit_stops_at_the_first_unprocessed_offset() -> None:
     assert p.committable(TP0) == 0
     p.mark(TP0, 0)
     assert p.committable(TP0) == 4
+
+
 def test_a_dropped_message_at_the_committed_offset_holds_the_commit() -> None:
     """faust's own check lets exactly this hole through (min(acked) - committed == 1)."""
     p = ProcessedOffsets([T])
@@ -34,21 +44,29 @@ def test_a_dropped_message_at_the_committed_offset_holds_the_commit() -> None:
     p.mark(TP0, 11)
     p.mark(TP0, 12)
     assert p.committable(TP0, committed=10) == 10
+
+
 def test_offsets_below_the_group_commit_are_forgotten() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP0, 5, 6, 7)
     assert p.committable(TP0, committed=7) == 7  # 5 and 6 were committed by another worker
     p.mark(TP0, 7)
     assert p.committable(TP0, committed=7) == 8
+
+
 def test_other_topics_are_not_tracked() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP("other", 0), 0, 1)
     assert p.partitions() == set()
+
+
 def test_reset_forgets_everything_on_a_new_assignment() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP0, 0, 1)
     p.reset()
     assert p.committable(TP0) is None and not p.partitions()
+
+
 def test_offsets_never_fetched_since_the_seek_hold_the_commit() -> None:
     """A fetch from before the seek to the commit (10) returns 15-17 first: 10-14 must still be
     read and processed before anything past 10 is committed."""
@@ -62,6 +80,8 @@ def test_offsets_never_fetched_since_the_seek_hold_the_commit() -> None:
     for o in range(10, 18):
         p.mark(TP0, o)
     assert p.committable(TP0, committed=10) == 18
+
+
 def test_no_commit_between_assignment_and_the_seek_to_the_commit() -> None:
     p = ProcessedOffsets([T])
     p.reset({TP0: 0})
@@ -72,10 +92,16 @@ def test_no_commit_between_assignment_and_the_seek_to_the_commit() -> None:
     assert p.committable(TP0) is None
     p.settling = False
     assert p.committable(TP0) == 2
+
+
 def ev(tp: TP, offset: int) -> SimpleNamespace:
     return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset, topic=tp.topic))
+
+
 def admitted(p: ProcessedOffsets, *events: SimpleNamespace) -> list[int]:
     return [e.message.offset for e in p.admit(list(events))]  # type: ignore[arg-type]
+
+
 def test_events_behind_a_dropped_message_wait_and_it_is_read_again() -> None:
     p = ProcessedOffsets([T])
     p.reset({TP0: 0})
@@ -86,6 +112,8 @@ def test_events_behind_a_dropped_message_wait_and_it_is_read_again() -> None:
     p.rearm(TP0, 0.0)
     fetch(p, TP0, 1, 2, 3)
     assert admitted(p, ev(TP0, 1), ev(TP0, 2), ev(TP0, 2), ev(TP0, 3)) == [1, 2, 3]
+
+
 def test_the_next_batch_is_admitted_while_the_last_is_in_the_model_stage() -> None:
     p = ProcessedOffsets([T])
     p.reset({TP0: 0})
@@ -101,6 +129,8 @@ def test_the_next_batch_is_admitted_while_the_last_is_in_the_model_stage() -> No
     p.mark(TP0, 0)
     p.mark(TP0, 1)
     assert p.committable(TP0) == 4
+
+
 def test_events_fetched_before_the_assignment_or_applied_while_settling_are_not() -> None:
     p = ProcessedOffsets([T])
     fetch(p, TP0, 5, 6)  # previous generation
@@ -112,6 +142,8 @@ def test_events_fetched_before_the_assignment_or_applied_while_settling_are_not(
     assert admitted(p, ev(TP0, 5)) == []  # this copy came before the assignment: read again
     fetch(p, TP0, 7, 8)  # a stale fetch: 5 and 6 were not read since the seek
     assert admitted(p, ev(TP0, 7)) == [] and p.dropped(TP0, 0.0) == 5
+
+
 def test_dropped_when_the_stream_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
     monkeypatch.setattr(offsets.time, "monotonic", lambda: now[0])
@@ -121,6 +153,8 @@ def test_dropped_when_the_stream_is_idle(monkeypatch: pytest.MonkeyPatch) -> Non
     assert p.dropped(TP0, now[0] + 1.0) is None
     assert p.dropped(TP0, now[0] + offsets.RESEEK_AFTER_S - 0.5) is None
     assert p.dropped(TP0, now[0] + offsets.RESEEK_AFTER_S) == 1  # idle since
+
+
 def test_not_dropped_while_the_handler_waits_for_the_model_stage(
         monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
