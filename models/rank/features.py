@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from models.artifacts import latest, resolve
 from models.data.dataset import ItemMeta, SeqDataset
 
 log = logging.getLogger(__name__)
@@ -303,9 +304,8 @@ def load_item_sid(path: Path | str, n_items: int) -> np.ndarray:
 
 def _sid_file(path: Path) -> Path:
     names = ("item_sid.npy", "sids.npz")
-    if path.is_dir() and not any((path / n).is_file() for n in names) \
-            and (path / "LATEST").is_file():
-        path = path / (path / "LATEST").read_text().strip()
+    if path.is_dir() and not any((path / n).is_file() for n in names) and latest(path):
+        path = resolve(path)
     if path.is_dir():
         path = next((path / n for n in names if (path / n).is_file()), path / names[0])
     if not path.is_file():

@@ -38,7 +38,9 @@ from typing import Any
 from infra.embedded import embedded_stack, free_port
 from infra.scrape import Snapshot, processed
 from infra.worker_process import WorkerProcess
+from models.artifacts import latest
 from models.data.dataset import load_dataset
+from streams.channels.seed import SEED_FILE
 from streams.contracts.events import event_to_json
 from streams.jobs.replay import event_of, interactions, make_producer, pace
 from streams.jobs.seed import build_seed
@@ -123,11 +125,11 @@ def _model_dir(cfg: StreamBenchConfig, workdir: Path) -> Path:
     models.mkdir(parents=True)
     for kind in ("recall", "ranker"):
         src = (cfg.model_dir / kind).resolve()
-        if not (src / "LATEST").is_file():
+        if not latest(src):
             raise FileNotFoundError(f"no {kind} artifact under {cfg.model_dir} (train it first: "
                                     "see README 'Stream benchmark')")
         (models / kind).symlink_to(src)
-    build_seed(cfg.data, str(models / "seed.json.gz"))
+    build_seed(cfg.data, str(models / SEED_FILE))
     return models
 
 

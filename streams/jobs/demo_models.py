@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from models.artifacts import LATEST
+from models.artifacts import ArtifactError, load_manifest
 from models.data.dataset import MOVIELENS, load_dataset
 from streams.channels.seed import SEED_FILE
 from streams.jobs.seed import build_seed
@@ -22,7 +22,16 @@ DEMO_DIR = Path("artifacts/demo")
 
 
 def have_models(root: Path) -> bool:
-    return all((root / kind / LATEST).is_file() for kind in ("recall", "ranker"))
+    """Recall and ranker artifacts this code reads (older formats are trained again)."""
+    from models.rank import artifact as ranker  # lazy: torch, only to read the format numbers
+    from models.recall import recaller
+
+    for kind, fmt in ((recaller.KIND, recaller.FORMAT), (ranker.KIND, ranker.FORMAT)):
+        try:
+            load_manifest(root / kind, kind=kind, fmt=fmt, verify=False)
+        except ArtifactError:
+            return False
+    return True
 
 
 def ensure_demo_models(root: Path = DEMO_DIR, threads: int = 2) -> Path:

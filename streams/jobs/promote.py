@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from models.artifacts import SERVING, latest, read_pointer, set_pointer, versions
 from models.data.dataset import load_dataset
 from streams.channels.covisit import CoVisitation
 from streams.channels.popularity import DecayedPopularity
@@ -30,7 +31,7 @@ from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline
 from streams.pipeline.model_set import ModelSet, with_model
 from streams.pipeline.state import UserState, apply_events
-from streams.runtime.model_watcher import SERVING, ModelWatcher, artifact_versions, latest
+from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,10 @@ def kind_of(directory: Path) -> str:
 
 
 def champion_of(root: Path, challenger: str) -> str | None:
-    serving = (root / SERVING).read_text().strip() if (root / SERVING).is_file() else None
+    serving = read_pointer(root, SERVING)
     if serving and serving != challenger:
         return serving
-    others = [v for v in artifact_versions(root) if v != challenger and v != latest(root)]
+    others = [v for v in versions(root) if v != challenger and v != latest(root)]
     return others[0] if others else None
 
 
@@ -113,8 +114,7 @@ def run_promote(cfg: PromoteConfig, settings: Settings | None = None) -> dict[st
         (root / "promotions").mkdir(exist_ok=True)
         (root / "promotions" / f"{version}.json").write_text(json.dumps(doc, indent=2))
         if ok:
-            (root / f".{SERVING}.tmp").write_text(version + "\n")
-            (root / f".{SERVING}.tmp").replace(root / SERVING)
+            set_pointer(root, SERVING, version)
     log.info("promote %s %s: %s (%s)", kind, version, "PROMOTED" if ok else "kept champion",
              reason)
     return doc

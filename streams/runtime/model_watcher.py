@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from export.serving import RankerSession
-from models.artifacts import resolve
+from models.artifacts import pointer, resolve, versions
 from models.i2i.deepi2i import load_similar
 from models.recall.recaller import GenerativeRecaller
 from models.recall.search_process import RemoteRecaller
@@ -48,37 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KINDS = ("recall", "ranker", "i2i")
-LATEST = "LATEST"  # newest version, written by training
-SERVING = "SERVING"  # the promoted version (``sidstream promote``); wins over LATEST
-
-
-def artifact_versions(root: Path) -> list[str]:
-    """Versions under ``root``, the one to serve (:func:`pointer`) first, then newest first."""
-    if not root.is_dir():
-        return []
-    names = sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                   reverse=True)
-    first = pointer(root)
-    if first in names:
-        names.remove(first)
-        names.insert(0, first)
-    return names
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
-
-
-def latest(root: Path) -> str | None:
-    return _read(root / LATEST)
-
-
-def pointer(root: Path) -> str | None:
-    """The version workers serve: ``SERVING`` once anything was promoted, else ``LATEST``."""
-    return _read(root / SERVING) or latest(root)
 
 
 def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
@@ -118,7 +87,7 @@ class ModelWatcher:
             return models
         self._threads()
         for kind in KINDS:
-            for version in artifact_versions(self.root(kind)):
+            for version in versions(self.root(kind)):
                 obj = self.try_load(kind, version)
                 if obj is not None:
                     models = self._with(models, kind, obj, version)

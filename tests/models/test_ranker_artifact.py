@@ -10,14 +10,8 @@ import pytest
 import torch
 
 from export.onnx_export import random_inputs, torch_scores
-from models.rank.artifact import (
-    LATEST,
-    MANIFEST,
-    WEIGHTS,
-    ArtifactError,
-    load_artifact,
-    save_artifact,
-)
+from models.artifacts import LATEST, MANIFEST, ArtifactError
+from models.rank.artifact import WEIGHTS, load_artifact, save_artifact
 from models.rank.features import ItemFeatures
 from models.rank.model import Ranker
 from models.rank.toy import toy_dataset
@@ -41,8 +35,8 @@ def test_round_trip_and_latest(tmp_path: Path) -> None:
     assert (tmp_path / LATEST).read_text().strip() == directory.name
     art = load_artifact(tmp_path, need_onnx=False)  # the root resolves through LATEST
     assert art.directory == directory and art.config == model.cfg
-    assert art.manifest["metrics"]["test"]["gauc_ctr"] == 0.69
-    assert art.manifest["data"]["hash"] == toy_dataset(n_users=20, n_items=30).data_hash()
+    assert art.manifest.metrics["test"]["gauc_ctr"] == 0.69
+    assert art.manifest.data_hash == toy_dataset(n_users=20, n_items=30).data_hash()
     inputs = random_inputs(model, 3, 4)
     for a, b in zip(torch_scores(model, inputs), torch_scores(art.model, inputs), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -63,7 +57,7 @@ def test_bad_manifest_is_rejected(tmp_path: Path, change: str) -> None:
     _, directory = _save(tmp_path)
     manifest = json.loads((directory / MANIFEST).read_text())
     if change == "format":
-        manifest["format_version"] = 99
+        manifest["format"] = 99
     elif change == "missing_key":
         del manifest["metrics"]
     elif change == "config":

@@ -36,8 +36,9 @@ def test_train_ranker_then_bench(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert args.func(args) == 0
     art = load_artifact(tmp_path / "art")
     m = art.manifest
-    assert m["label_rule"] == "brand-repeat" and m["onnx"]["parity_max_abs_diff"] <= 1e-4
-    assert {"auc_ctr", "gauc_ctr", "auc_ctcvr"} <= set(m["metrics"]["test"])
+    assert m.extra["label_rule"] == "brand-repeat"
+    assert m.extra["onnx"]["parity_max_abs_diff"] <= 1e-4
+    assert {"auc_ctr", "gauc_ctr", "auc_ctcvr"} <= set(m.metrics["test"])
     assert art.onnx_path.is_file() and "test AUC" in capsys.readouterr().out
     sess = RankerSession.from_artifact(tmp_path / "art")
     assert sess.version == art.version

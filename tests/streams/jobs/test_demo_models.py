@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from models.artifacts import write_artifact
+from models.rank import artifact as ranker
+from models.recall import recaller
 from streams.jobs import demo_models
 from streams.jobs.demo import DemoConfig, _model_dir
 
@@ -15,10 +18,18 @@ def test_demo_model_dir_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert _model_dir(DemoConfig(models=False), tmp_path) == str(tmp_path / "models")
     assert _model_dir(DemoConfig(dataset="elsewhere"), tmp_path) == str(tmp_path / "models")
     built = tmp_path / "demo"
-    for kind in ("recall", "ranker"):
-        (built / kind).mkdir(parents=True)
-        (built / kind / "LATEST").write_text("v\n")
+    for kind, fmt in (("recall", recaller.FORMAT), ("ranker", ranker.FORMAT)):
+        write_artifact(built / kind, kind, fmt, "hash", {}, {}, lambda d: None)
     (built / "seed.json.gz").write_bytes(b"")
     monkeypatch.setattr(demo_models, "DEMO_DIR", built)
     monkeypatch.setattr(demo_models.ensure_demo_models, "__defaults__", (built, 1))
     assert _model_dir(DemoConfig(), tmp_path) == str(built)  # present: reused, no training
+
+
+def test_demo_models_of_an_older_format_are_trained_again(tmp_path: Path) -> None:
+    write_artifact(tmp_path / "recall", "recall", recaller.FORMAT, "hash", {}, {}, lambda d: None)
+    write_artifact(tmp_path / "ranker", "ranker", ranker.FORMAT - 1, "hash", {}, {},
+                   lambda d: None)
+    assert not demo_models.have_models(tmp_path)
+    write_artifact(tmp_path / "ranker", "ranker", ranker.FORMAT, "hash", {}, {}, lambda d: None)
+    assert demo_models.have_models(tmp_path)

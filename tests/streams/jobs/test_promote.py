@@ -3,9 +3,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from models.artifacts import pointer
 from streams.jobs.promote import ArmResult, PromoteConfig, decide, run_promote
 from streams.metrics import Metrics
-from streams.runtime.model_watcher import ModelWatcher, pointer
+from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import Settings
 from tests.fixtures.stream_models import copy_version
 

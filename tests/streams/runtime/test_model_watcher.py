@@ -3,9 +3,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from models.artifacts import versions
 from streams.metrics import Metrics
 from streams.pipeline.model_set import apply_upserts
-from streams.runtime.model_watcher import ModelWatcher, artifact_versions
+from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import Settings
 from tests.fixtures.stream_models import copy_version, item_meta, write_i2i
 
@@ -29,7 +30,7 @@ def test_initial_load_serves_latest_of_each_kind(model_dir: Path) -> None:
 
 
 def test_corrupt_latest_falls_back_to_newest_valid(model_dir: Path) -> None:
-    good = artifact_versions(model_dir / "recall")[0]
+    good = versions(model_dir / "recall")[0]
     copy_version(model_dir, "recall", "29990101T000000-broken", corrupt=True)
     w = _watcher(model_dir)
     models = w.load_initial()
