@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
+from export.onnx_export import export_onnx
 from export.serving import RankBatch, RankerSession, TorchRanker
 from models.data.dataset import ItemMeta
+from models.rank.artifact import load_artifact
 from models.rank.features import EVENT_IDS, ItemFeatures
 from models.rank.model import Ranker, RankerConfig
 
@@ -67,13 +70,9 @@ def synthetic_features(cfg: RankerConfig, seed: int) -> ItemFeatures:
 def load_model(bc: BenchConfig, workdir: Path) -> tuple[Ranker, ItemFeatures, Path, str]:
     """(model, features, onnx path, description) from an artifact or freshly initialised."""
     if bc.artifact:
-        from models.rank.artifact import load_artifact
-
         art = load_artifact(bc.artifact)
         return art.model, art.features, art.onnx_path, f"artifact {art.directory}"
-    import torch
 
-    from export.onnx_export import export_onnx
 
     torch.manual_seed(bc.seed)
     model = Ranker(RankerConfig()).eval()
@@ -121,7 +120,6 @@ def row(backend: str, batch: RankBatch, lat: np.ndarray) -> BenchRow:
 
 def run_bench(bc: BenchConfig) -> tuple[list[BenchRow], str]:
     """Time both backends at every size; returns the rows and the model description."""
-    import torch
 
     prev = torch.get_num_threads()
     torch.set_num_threads(bc.threads)

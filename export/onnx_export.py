@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from models.rank.features import ModelInputs, ServingInputs, model_inputs
@@ -111,7 +112,6 @@ def parity(model: Ranker, path: Path, batches: list[ServingInputs]) -> float:
     The reference is the training path (host gather + context, ``Ranker``), so this also checks
     the graph's own gather and context against the numpy ones.
     """
-    import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3

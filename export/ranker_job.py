@@ -10,9 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from export.onnx_export import INPUT_NAMES, OPSET, export_and_verify
+from models.data.dataset import load_dataset
+from models.rank.artifact import save_artifact
 from models.rank.data import DataConfig, Examples, LabelRule, eval_negatives, histories, last_age
-from models.rank.features import ServingInputs, serving_inputs
+from models.rank.features import ServingInputs, load_item_sid, serving_inputs
+from models.rank.model import Ranker
+from models.rank.train import model_config, prepare_data, train
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +47,7 @@ def real_batches(data: Any, n_users: int) -> list[ServingInputs]:
 
 def run_train_job(job: TrainJob, train_cfg: Any) -> Path:
     """Train, evaluate, export and save; returns the artifact version directory."""
-    import torch
 
-    from export.onnx_export import INPUT_NAMES, OPSET, export_and_verify
-    from models.data.dataset import load_dataset
-    from models.rank.artifact import save_artifact
-    from models.rank.features import load_item_sid
-    from models.rank.model import Ranker
-    from models.rank.train import model_config, prepare_data, train
 
     torch.set_num_threads(job.threads)
     t0 = time.monotonic()

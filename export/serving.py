@@ -43,7 +43,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from models.rank.artifact import load_artifact
 from models.rank.features import ItemFeatures, ServingInputs, serving_inputs
+from models.rank.model import ServingRanker
 
 if TYPE_CHECKING:
     from models.rank.model import Ranker
@@ -93,7 +95,7 @@ def _cuda_usable(ort_module: Any) -> bool:
     if CUDA not in ort_module.get_available_providers():
         return False
     try:
-        import torch
+        import torch  # lazy: asked only when onnxruntime offers CUDA
 
         if torch.version.cuda is not None:
             return bool(torch.cuda.is_available())
@@ -103,7 +105,7 @@ def _cuda_usable(ort_module: Any) -> bool:
 
 
 def _probe_cuda(ort_module: Any) -> bool:
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper  # lazy: only to probe for a usable CUDA device
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
@@ -144,7 +146,7 @@ def _quiet() -> Iterator[None]:
 @functools.lru_cache(maxsize=2)
 def choose_providers(prefer_cuda: bool = True) -> tuple[str, ...]:
     """``(CUDA, CPU)`` when CUDA is really usable, else ``(CPU,)``; decided once per process."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: loads when a ranker session is built
 
     if prefer_cuda and _cuda_usable(ort):
         return (CUDA, CPU)
@@ -163,7 +165,7 @@ class RankerSession:
     def __init__(self, onnx_path: Path | str, features: ItemFeatures, max_hist: int,
                  intra_op_threads: int = 1, inter_op_threads: int = 1,
                  prefer_cuda: bool = True) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: loads when a ranker session is built
 
         ort.set_default_logger_severity(ORT_ERROR)
         opts = ort.SessionOptions()
@@ -190,7 +192,6 @@ class RankerSession:
     def from_artifact(cls, path: Path | str, intra_op_threads: int = 1,
                       prefer_cuda: bool = True) -> RankerSession:
         """Session over a validated ranker artifact (version dir, or root with ``LATEST``)."""
-        from models.rank.artifact import load_artifact
 
         art = load_artifact(path)
         sess = cls(art.onnx_path, art.features, art.config.max_hist,
@@ -218,8 +219,6 @@ class TorchRanker:
     """
 
     def __init__(self, model: Ranker, features: ItemFeatures) -> None:
-        from models.rank.model import ServingRanker
-
         self.model = model.eval()
         self.graph = ServingRanker(self.model).eval()
         self.features, self.max_hist = features, model.cfg.max_hist
@@ -230,7 +229,7 @@ class TorchRanker:
                               batch.last_age_s, batch.cand_items, self.max_hist)
 
     def run(self, inputs: ServingInputs) -> RankScores:
-        import torch
+        import torch  # lazy: the torch eager backend only (bench rank, parity checks)
 
         if self._table is None or self._table[0] is not inputs.item_table:
             self._table = (inputs.item_table, torch.from_numpy(inputs.item_table))

@@ -45,7 +45,7 @@ from models.data.profile import (
 from models.recall.data import Split
 from models.recall.evaluate import popularity_ranking, rank_metrics
 from models.recall.recaller import GenerativeRecaller
-from models.sid.train import load_tokenizer
+from models.sid.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 

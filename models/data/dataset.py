@@ -101,7 +101,7 @@ def load_dataset(source: str | Path) -> SeqDataset:
 def movielens_dir() -> Path:
     """Directory of ML-100k inside the installed recbole wheel."""
     try:
-        import recbole
+        import recbole  # lazy: optional, for MovieLens only
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise FileNotFoundError(
             "MovieLens-100k needs the recbole wheel: pip install --no-deps recbole==1.2.1"

@@ -20,6 +20,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
+
+from models.artifacts import ArtifactError, load_manifest, resolve
+from models.sid.embeddings import item_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +196,6 @@ def evaluate_i2i(table: np.ndarray, sequences: list[list[int]], cfg: I2IConfig,
 
 def run_i2i(ds: Any, cfg: I2IConfig, progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
     """Train on each user's sequence but its last item, build the table, evaluate."""
-    from models.sid.embeddings import item_embeddings
 
     t0 = time.time()
     seqs = [ds.sequences[u] for u in sorted(ds.sequences)]
@@ -214,9 +217,7 @@ KIND, FORMAT, TABLE_FILE = "i2i", 1, "similar.npy"
 
 def load_similar(path: Any) -> np.ndarray:
     """The validated similar-items table of an i2i artifact (a version dir or a root)."""
-    from pathlib import Path
 
-    from models.artifacts import ArtifactError, load_manifest, resolve
 
     load_manifest(Path(path), kind=KIND, fmt=FORMAT)
     table = np.load(resolve(Path(path)) / TABLE_FILE, allow_pickle=False)

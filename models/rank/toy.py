@@ -8,6 +8,7 @@ learnable too. Timestamps increase by a few minutes per event.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,6 @@ def toy_dataset(n_users: int = 200, n_items: int = 60, n_clusters: int = 6, min_
 
 def write_shared_format(ds: SeqDataset, directory: Path) -> Path:
     """Write ``ds`` as a shared-format directory (sequences.txt, items.jsonl)."""
-    import json
 
     directory.mkdir(parents=True, exist_ok=True)
     with (directory / "sequences.txt").open("w") as fh:

@@ -12,7 +12,7 @@ import torch
 
 from models.data.dataset import load_dataset
 from models.recall.beam import SEARCH_CHUNK
-from models.recall.data import leave_one_out
+from models.recall.data import leave_one_out, make_batch
 from models.recall.recaller import GenerativeRecaller
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,6 @@ def _contended(rec: GenerativeRecaller, hist: list[list[int]], beam: int, k: int
 def _prefill_only(rec: GenerativeRecaller, hist: list[list[int]], batch_size: int
                   ) -> tuple[float, int]:
     """Seconds to encode the histories alone (the part a prefix cache would skip), tokens."""
-    from models.recall.data import make_batch
 
     rows = rec.prefixes(hist)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))

@@ -29,7 +29,7 @@ from models.recall.prefix_cache import PrefixCache
 from models.sid.embeddings import encode_texts
 from models.sid.rqvae import RQVAE
 from models.sid.table import SidTable
-from models.sid.train import load_tokenizer_files, save_tokenizer_files
+from models.sid.tokenizer import load_tokenizer_files, save_tokenizer_files
 from models.sid.trie import SidTrie
 
 log = logging.getLogger(__name__)

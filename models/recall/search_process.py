@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from models.heap import settle_heap
 from models.recall.beam import SEARCH_CHUNK, RecallResult
@@ -170,7 +171,6 @@ def _stop(outbox: queue.SimpleQueue[tuple[Any, ...] | None], proc: Any, conn: Co
 
 def _serve(conn: Connection, path: str, int8: bool, cache_tokens: int, threads: int) -> None:
     """The child: load, then answer messages in order until "stop" or the parent is gone."""
-    import torch
 
     torch.set_num_threads(max(1, threads))
     try:

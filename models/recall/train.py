@@ -26,7 +26,7 @@ from models.recall.data import Split, leave_one_out, train_batches, train_window
 from models.recall.evaluate import evaluate, format_metrics, rank_metrics, recaller_ranking
 from models.recall.model import SIDGPT, GenConfig, TokenBatch
 from models.recall.recaller import GenerativeRecaller
-from models.sid.train import load_tokenizer
+from models.sid.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 

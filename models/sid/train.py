@@ -16,15 +16,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.artifacts import load_manifest, resolve, write_artifact
+from models.artifacts import write_artifact
 from models.data.dataset import SeqDataset
 from models.sid.embeddings import ItemEmbeddings, item_embeddings
 from models.sid.rqvae import RQVAE, RQVAEConfig
 from models.sid.table import SidTable, build_sid_table
+from models.sid.tokenizer import FORMAT, KIND, save_tokenizer_files
 
 log = logging.getLogger(__name__)
 
-KIND, FORMAT = "tokenizer", 1
 
 
 @dataclass
@@ -96,28 +96,6 @@ def assign_sids(model: RQVAE, emb: ItemEmbeddings, cfg: TokenizerTrainConfig) ->
                            model.cfg.codebook_size, cfg.dup_vocab)
 
 
-def save_tokenizer_files(out: Path, model: RQVAE, table: SidTable) -> None:
-    torch.save({"config": asdict(model.cfg), "state": model.state_dict()}, out / "rqvae.pt")
-    items = np.array(sorted(table.sids), np.int64)
-    np.savez(out / "sids.npz", items=items, sids=table.array(items),
-             meta=np.array([table.n_levels, table.codebook_size, table.dup_vocab, table.moved]))
-
-
-def load_tokenizer_files(path: Path) -> tuple[RQVAE, SidTable]:
-    blob = torch.load(path / "rqvae.pt", map_location="cpu", weights_only=True)
-    cfg = RQVAEConfig(**{**blob["config"], "hidden": tuple(blob["config"]["hidden"])})
-    model = RQVAE(cfg)
-    model.load_state_dict(blob["state"])
-    model.eval()
-    with np.load(path / "sids.npz") as z:
-        n_levels, k, dup, moved = (int(v) for v in z["meta"])
-        table = SidTable(n_levels, k, dup, moved=moved)
-        for item, sid in zip(z["items"].tolist(), z["sids"].tolist(), strict=True):
-            table.sids[item] = tuple(sid)
-            table.prefix_count[tuple(sid[:-1])] += 1
-    return model, table
-
-
 def run_train_tokenizer(ds: SeqDataset, out_root: Path, cfg: TokenizerTrainConfig,
                         progress: bool = True) -> Path:
     """Embeddings -> RQ-VAE -> SIDs -> tokenizer artifact; returns its directory."""
@@ -134,10 +112,3 @@ def run_train_tokenizer(ds: SeqDataset, out_root: Path, cfg: TokenizerTrainConfi
              metrics["recon_loss"], [round(u, 3) for u in metrics["codebook_usage"]],
              metrics["collision_rate"], metrics["max_collision_depth"], metrics["wall_s"], path)
     return path
-
-
-def load_tokenizer(path: Path) -> tuple[RQVAE, SidTable, dict[str, Any]]:
-    """Validated tokenizer artifact -> (RQ-VAE, SID table, manifest config)."""
-    man = load_manifest(path, kind=KIND, fmt=FORMAT)
-    model, table = load_tokenizer_files(resolve(path))
-    return model, table, man.config
