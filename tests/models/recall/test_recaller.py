@@ -9,7 +9,7 @@ import torch
 
 from models.artifacts import ArtifactError, load_manifest
 from models.recall.recaller import GenerativeRecaller
-from tests.models.conftest import DIM, N_ITEMS, clustered_vectors
+from tests.fixtures.recall_models import DIM, N_ITEMS, clustered_vectors
 
 
 def test_new_item_gets_a_sid_and_becomes_recallable(recaller: GenerativeRecaller) -> None:
@@ -88,7 +88,7 @@ def test_int8_serving_keeps_the_constraints_and_the_ranking(recaller: Generative
 
 
 def test_a_copy_takes_an_upsert_by_its_sid_and_refuses_one_out_of_step() -> None:
-    from tests.models.conftest import tiny_recaller
+    from tests.fixtures.recall_models import tiny_recaller
 
     here, there = tiny_recaller(), tiny_recaller()
     sid = here.add_item(1000, vector=clustered_vectors(n=N_ITEMS + 1, dim=DIM, seed=7)[-1])

@@ -5,7 +5,7 @@ import torch
 
 from models.sid.rqvae import RQVAE, RQVAEConfig, kmeans
 from models.sid.train import TokenizerTrainConfig, train_rqvae
-from tests.models.conftest import clustered_vectors
+from tests.fixtures.recall_models import clustered_vectors
 
 
 def test_kmeans_separates_clusters() -> None:

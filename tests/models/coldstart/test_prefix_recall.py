@@ -29,7 +29,7 @@ from models.data.profile import Profile, ProfileVocab
 from models.recall.data import make_batch
 from models.recall.model import GenConfig
 from models.recall.recaller import GenerativeRecaller
-from tests.models.conftest import N_ITEMS, tiny_recaller
+from tests.fixtures.recall_models import N_ITEMS, tiny_recaller
 
 TINY = GenConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, item_loss=1.0)
 

@@ -5,7 +5,7 @@ import numpy as np
 from models.recall.data import make_batch, train_windows
 from models.recall.model import BOS, PAD
 from models.recall.recaller import GenerativeRecaller
-from tests.models.conftest import synthetic_dataset
+from tests.fixtures.recall_models import synthetic_dataset
 
 
 def test_train_windows_hold_out_valid_and_test_items() -> None:

@@ -5,7 +5,7 @@ import pytest
 from models.recall.data import leave_one_out
 from models.recall.model import GenConfig
 from models.recall.train import RecallTrainConfig, fit
-from tests.models.conftest import synthetic_dataset, tiny_recaller
+from tests.fixtures.recall_models import synthetic_dataset, tiny_recaller
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 
 from models.recall.recaller import GenerativeRecaller
 from models.recall.search_process import RemoteRecaller, SearchProcessError
-from tests.models.conftest import DIM, N_ITEMS, clustered_vectors, tiny_recaller
+from tests.fixtures.recall_models import DIM, N_ITEMS, clustered_vectors, tiny_recaller
 
 HISTORIES = [[1, 2, 3], [7], [4, 5, 6, 7, 8, 9, 10, 11, 12]]
 

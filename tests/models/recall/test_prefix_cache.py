@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.models.conftest import tiny_recaller
+from tests.fixtures.recall_models import tiny_recaller
 
 
 def test_cached_encoding_gives_the_same_recall_as_a_full_prefill() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from models.data.dataset import ItemMeta
 from models.sid import embeddings
-from tests.models.conftest import synthetic_dataset
+from tests.fixtures.recall_models import synthetic_dataset
 
 
 def fake_encode(texts: Sequence[str], batch_size: int = 64, progress: bool = False

@@ -8,7 +8,7 @@ from models.recall.data import ItemTokens, make_batch
 from models.recall.model import SIDGPT
 from models.recall.recaller import GenerativeRecaller
 from models.sid.trie import SidTrie
-from tests.models.conftest import N_ITEMS, tiny_recaller
+from tests.fixtures.recall_models import N_ITEMS, tiny_recaller
 
 HISTORIES = [[3, 4, 5], [10], [], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]
 

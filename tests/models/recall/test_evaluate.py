@@ -8,7 +8,7 @@ import pytest
 
 from models.recall.data import leave_one_out
 from models.recall.evaluate import evaluate, popularity_counts, popularity_ranking, rank_metrics
-from tests.models.conftest import synthetic_dataset
+from tests.fixtures.recall_models import synthetic_dataset
 
 
 def test_metrics_match_hand_computed_values() -> None:
