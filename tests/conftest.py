@@ -4,7 +4,6 @@ Both start once per session on free loopback ports (``infra.embedded``, the code
 runs); nothing is mocked. Workers run as real ``sidstream worker`` processes.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -4,9 +4,8 @@ The event contract has no impressions, so the arms are scored on *demand*: each 
 (click and cart events) and orders, ``demand = clicks + order_weight x orders`` (an order is
 worth two clicks, as in the ranking blend). Within one product (the SKUs under a generated SID
 prefix, ``models/coldstart/prefix_recall.py``) each SKU's share of the product's demand has a Beta
-posterior,
-``Beta(1 + d_i, (K - 1) + D - d_i)`` for ``K`` SKUs with demand ``d_i`` summing to ``D``: with no
-statistics every SKU gets the uniform share 1/K. Two scores:
+posterior, ``Beta(1 + d_i, (K - 1) + D - d_i)`` for ``K`` SKUs with demand ``d_i`` summing to ``D``:
+with no statistics every SKU gets the uniform share 1/K. Two scores:
 
 - ``ucb``: posterior mean + ``z`` posterior standard deviations (an upper confidence bound on the
   share; deterministic, so a user's list is stable between events);

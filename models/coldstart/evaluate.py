@@ -11,8 +11,8 @@ are excluded from every ranking). HR@10 and NDCG@10 of:
 - each model's generative recall (SID beam search, item-head rerank), and the profile model's
   with the profile fields withheld (context kept): what the profile itself adds;
 - each model's coarse SID prefixes mapped to SKUs by the bandit
-(``models/coldstart/prefix_recall.py``), with
-  click/order statistics of the training users (rating >= 4 is an order, as in the replay);
+  (``models/coldstart/prefix_recall.py``), with click/order statistics of the training users
+  (rating >= 4 is an order, as in the replay);
 
 plus the prefix match rate: how often the coarse prefix of the item consumed next is among the
 generated prefixes (and is the first one).

@@ -5,8 +5,7 @@ The ranker never embeds raw item ids. Every item id is turned into one int64 fea
 owns the embedding tables those rows index (see ``models/rank/model.py``). Training gathers the rows
 on the host (numpy ``take``, :class:`ModelInputs`); serving passes the live table itself as a graph
 input and the graph gathers (:class:`ServingInputs`, ``models.rank.model.ServingRanker``). Either
-way
-the exported ONNX graph holds no catalogue data, so the catalogue can grow online:
+way the exported ONNX graph holds no catalogue data, so the catalogue can grow online:
 :meth:`ItemFeatures.upsert` adds rows for new items at any time, without touching the model.
 
 - ``id_row``: the item id for the items the model was trained on (1..n_trained_items), and the

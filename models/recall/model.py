@@ -8,8 +8,7 @@ learned item-id embedding (never the tokens of the item being generated, so noth
 Trained with next-token cross-entropy on every position at once (teacher forcing); the output
 layer of level ``l`` is the tied embedding slice of that level. ``prefill`` + ``decode`` give the
 KV-cached path used by constrained beam search (models/recall/beam.py): the history is encoded once
-per
-user and shared by all beams; only the <= 3 generated tokens are cached per beam.
+per user and shared by all beams; only the <= 3 generated tokens are cached per beam.
 """
 
 from __future__ import annotations

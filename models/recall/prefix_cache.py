@@ -4,9 +4,8 @@ A stream worker recalls for the same users again and again, each time with one o
 appended to a history it has already encoded. The decoder is causal and positions are absolute
 item positions, so while the history window has not slid (at most ``max_hist`` items) the keys
 and values of the old tokens are unchanged: only the new items' tokens need encoding, attending
-to the cached ones (``SIDGPT.extend``). A user whose window slid, or who is not cached, is
-encoded in full. :meth:`PrefixCache.encode` returns the same :class:`models.recall.beam.Encoded` a
-full
+to the cached ones (``SIDGPT.extend``). A user whose window slid, or who is not cached, is encoded
+in full. :meth:`PrefixCache.encode` returns the same :class:`models.recall.beam.Encoded` a full
 prefill would (up to float rounding), for any mix of hits and misses.
 
 Memory: ``n_layers x 2 x d_model x 4`` bytes per history token (3 KB per token, ~110 KB for a

@@ -2,13 +2,12 @@
 
 For the users of a batch with fewer than ``SIDSTREAM_COLDSTART_MAX_EVENTS`` events, when the
 served recall model was trained with profile tokens: their profile (``UserState.profile``; all
-fields unknown without one), the request time (hour, weekday) and their few events go through
-one batched prefix search (``models/coldstart/prefix_recall.py``); the SKUs under each generated
-coarse SID
-prefix whose bandit score exceeds ``SIDSTREAM_COLDSTART_EPSILON`` become candidates, scored
+fields unknown without one), the request time (hour, weekday) and their few events go through one
+batched prefix search (``models/coldstart/prefix_recall.py``); the SKUs under each generated coarse
+SID prefix whose bandit score exceeds ``SIDSTREAM_COLDSTART_EPSILON`` become candidates, scored
 ``p(prefix) x bandit score``. The bandit's click/order statistics are learnt from every applied
-event (``Pipeline.learn``); like co-visitation they are per worker and start empty (every SKU of
-a product then has the same score: pure exploration).
+event (``Pipeline.learn``); like co-visitation they are per worker and start empty (every SKU of a
+product then has the same score: pure exploration).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def add_commands(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--artifact", default="artifacts/recall")
     p.add_argument("--users", type=int, default=4096)
     p.add_argument("--batch-size", type=int, default=None,
-                   help="users per search call (default: models.beam.SEARCH_CHUNK)")
+                   help="users per search call (default: models.recall.beam.SEARCH_CHUNK)")
     p.add_argument("--beam", type=int, default=20)
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--exclude", action="store_true", help="exclude each user's history")

@@ -3,13 +3,12 @@
 The challenger (a recall or ranker artifact version) and the champion (the version the workers
 serve: ``<root>/SERVING``, or before any promotion the newest other version) each build the lists
 the stream would build, through the same :class:`streams.pipeline.batch.Pipeline`, for a replay of
-the
-most recent events of a data set: every event is scored against the list made from the user's
-history before it. Click rate and order rate are the hit rates@k over click and over order
-events. The rule: promote only if the order rate rises and the click rate drops by less than
-10 %. The decision and its figures go to ``<root>/promotions/<version>.json``; a promotion moves
-``<root>/SERVING``, which workers follow (``LATEST``, written by training, is only followed while
-no version has ever been promoted).
+the most recent events of a data set: every event is scored against the list made from the user's
+history before it. Click rate and order rate are the hit rates@k over click and over order events.
+The rule: promote only if the order rate rises and the click rate drops by less than 10 %. The
+decision and its figures go to ``<root>/promotions/<version>.json``; a promotion moves
+``<root>/SERVING``, which workers follow (``LATEST``, written by training, is only followed while no
+version has ever been promoted).
 """
 
 from __future__ import annotations

@@ -2,10 +2,9 @@
 
 ``validate -> group by user -> apply to state (dedup) -> update co-visitation/popularity ->
 debounce -> recall (generative beam search for all users at once, co-visitation, popularity)
--> quotas -> rank (one ONNX call for all users) -> lists``. Without a ranker artifact the
-channels' normalised scores are blended instead. The faust agent (``streams.runtime.app``) only
-moves
-records in and results out.
+-> quotas -> rank (one ONNX call for all users) -> lists``. Without a ranker artifact the channels'
+normalised scores are blended instead. The faust agent (``streams.runtime.app``) only moves records
+in and results out.
 """
 
 from __future__ import annotations
@@ -154,7 +153,7 @@ class Pipeline:
         self.quotas = {GENERATIVE: ch.quota_generative, COVISIT: ch.quota_covisit,
                        I2I: ch.quota_i2i, POPULAR: ch.quota_popular,
                        COLDSTART: settings.coldstart.quota_coldstart}
-        self.models = ModelSet()  # swapped as a whole by streams.live_models.ModelWatcher
+        self.models = ModelSet()  # swapped as a whole by streams.runtime.model_watcher.ModelWatcher
         self.generative = GenerativeChannel(metrics, settings.models.recall_cache_users)
         self.coldstart = ColdStartChannel(settings)
         self.debounce = Debouncer(settings.ingest.debounce_ms / 1000.0)

@@ -7,13 +7,12 @@ Layout under ``SIDSTREAM_MODEL_DIR``::
 
 At start the worker serves, per kind, the version ``SERVING`` names (the promoted one, see
 ``streams/jobs/promote.py``), or before any promotion the one ``LATEST`` names, else the newest
-valid
-version (names sort by creation time). :class:`ModelWatcher` then polls: when that pointer names
-another version it loads it in a thread, replays the catalogue upserts seen since start onto it
-and swaps it in with one assignment (batches in flight keep the set they started with). A corrupt
+valid version (names sort by creation time). :class:`ModelWatcher` then polls: when that pointer
+names another version it loads it in a thread, replays the catalogue upserts seen since start onto
+it and swaps it in with one assignment (batches in flight keep the set they started with). A corrupt
 or incompatible artifact is refused with one error log line and
-``sidstream_model_refused_total{kind}``; the serving version stays. Either kind may be absent:
-the pipeline then runs the cheap channels only (and without a ranker blends channel scores).
+``sidstream_model_refused_total{kind}``; the serving version stays. Either kind may be absent: the
+pipeline then runs the cheap channels only (and without a ranker blends channel scores).
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""Which fetched offsets of the guarded topics were processed: what may be committed, what a
-handler may apply next, and which message faust dropped on its way (see
-``streams.runtime.faust_patches``
+"""Which fetched offsets of the guarded topics were processed: what may be committed, what a handler
+may apply next, and which message faust dropped on its way (see ``streams.runtime.faust_patches``
 item 1 for why faust's own ack arithmetic is not used).
 
 Every record the broker returns is *pending* until a handler admits it (``admit``: in partition

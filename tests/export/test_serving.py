@@ -1,6 +1,5 @@
 """Serving: provider choice falls back quietly, threads, score() for many users, the blend."""
 
-
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,39 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from streams.channels.coldstart import COLDSTART
-from streams.channels.covisit import CoVisitation
-from streams.channels.popularity import DecayedPopularity
-from streams.metrics import Metrics
-from streams.pipeline.batch import Pipeline, Record
-from streams.runtime.model_watcher import ModelWatcher
-from streams.settings import EVENTS_TOPIC, USERS_TOPIC, Settings
-
-NOW_S = 1_795_000_000.0
-
-
-def prof(obj: Any, key: bytes | None = None, partition: int = 0, offset: int = 0) -> Record:
-    raw = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-    return Record(key, raw, USERS_TOPIC, partition, offset)
-
-
-def event(user: Any, item: Any, n: int = 0, etype: str = "click") -> Record:
-    value = json.dumps({"event_id": f"{user}-{item}-{n}", "user_id": user, "item_id": item,
-                        "type": etype, "ts": int(NOW_S * 1000) - 10})
-    return Record(str(user).encode(), value.encode(), EVENTS_TOPIC, 0, n)
-
-
-def pipeline(model_dir: Path | None = None, **over: Any) -> Pipeline:
-    settings = Settings.from_env({}, model_dir=model_dir or Path("/nonexistent"), **over)
-    pipe = Pipeline(settings, CoVisitation(), DecayedPopularity(), Metrics(),
-                    clock=lambda: NOW_S)
-    if model_dir is not None:
-        pipe.models = ModelWatcher(settings, pipe.metrics).load_initial()
-    return pipe
+from tests.fixtures.profile_pipelines import event, pipeline, prof
 
 
 def test_profile_only_user_gets_cold_start_items(profile_models: Path) -> None:

@@ -1,7 +1,5 @@
 
 
-
-
 from streams.channels.popularity import DecayedPopularity
 
 DAY_MS = 86_400_000

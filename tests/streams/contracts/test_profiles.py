@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from models.data.profile import Profile
-from streams.channels.covisit import CoVisitation
-from streams.channels.popularity import DecayedPopularity
 from streams.contracts.events import Limits, Rejected
 from streams.contracts.profiles import BAD_PROFILE, parse_profile
-from streams.metrics import Metrics
-from streams.pipeline.batch import Pipeline, Record
-from streams.runtime.model_watcher import ModelWatcher
-from streams.settings import EVENTS_TOPIC, USERS_TOPIC, Settings
-
-NOW_S = 1_795_000_000.0
-
+from tests.fixtures.profile_pipelines import event, pipeline, prof
 
 LIMITS = Limits()
-
-
-def prof(obj: Any, key: bytes | None = None, partition: int = 0, offset: int = 0) -> Record:
-    raw = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-    return Record(key, raw, USERS_TOPIC, partition, offset)
-
-
-def event(user: Any, item: Any, n: int = 0, etype: str = "click") -> Record:
-    value = json.dumps({"event_id": f"{user}-{item}-{n}", "user_id": user, "item_id": item,
-                        "type": etype, "ts": int(NOW_S * 1000) - 10})
-    return Record(str(user).encode(), value.encode(), EVENTS_TOPIC, 0, n)
 
 
 def test_valid_profiles_parse() -> None:
@@ -67,15 +47,6 @@ def test_invalid_profiles_are_rejected_with_reasons(raw: bytes, key: bytes | Non
     with pytest.raises(Rejected) as exc:
         parse_profile(raw, key, LIMITS)
     assert exc.value.reason == reason and exc.value.detail
-
-
-def pipeline(model_dir: Path | None = None, **over: Any) -> Pipeline:
-    settings = Settings.from_env({}, model_dir=model_dir or Path("/nonexistent"), **over)
-    pipe = Pipeline(settings, CoVisitation(), DecayedPopularity(), Metrics(),
-                    clock=lambda: NOW_S)
-    if model_dir is not None:
-        pipe.models = ModelWatcher(settings, pipe.metrics).load_initial()
-    return pipe
 
 
 def test_profiles_are_stored_in_state_and_invalid_ones_rejected() -> None:

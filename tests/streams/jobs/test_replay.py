@@ -1,20 +1,8 @@
-import json
 from pathlib import Path
-
-import pytest
 
 from models.data.dataset import load_dataset
 from streams.contracts.events import Limits, parse_event
 from streams.jobs.replay import ReplayConfig, interactions, iter_events
-
-
-@pytest.fixture()
-def tiny(tmp_path: Path) -> Path:
-    (tmp_path / "sequences.txt").write_text("1 1 2 3\n2 2 3\n3 1 3 4\n")
-    (tmp_path / "items.jsonl").write_text("\n".join(json.dumps(
-        {"item_id": i, "title": f"item {i}", "brand": "b", "categories": [["c"]]})
-        for i in range(1, 5)))
-    return tmp_path
 
 
 def test_shared_format_replay_keeps_each_users_order(tiny: Path) -> None:

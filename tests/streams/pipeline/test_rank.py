@@ -1,51 +1,19 @@
 """Candidate selection by channel quotas, the click/order/value blend, and the channel blend
 used without a ranker."""
+
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from streams.channels.base import COVISIT, POPULAR
-from streams.channels.covisit import CoVisitation
 from streams.channels.generative import GENERATIVE
-from streams.channels.popularity import DecayedPopularity
-from streams.metrics import Metrics
-from streams.pipeline.batch import Pipeline, Record
 from streams.pipeline.model_set import ModelSet
 from streams.pipeline.rank import blend, select_candidates
-from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import BlendSettings, Settings
-
-NOW_S = 1_795_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = NOW_S
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def make(model_dir: Path, **over: Any) -> tuple[Pipeline, Clock, ModelWatcher]:
-    # the search in this process: the child process is tested in tests/models and through
-    # the workers of the integration tests
-    settings = Settings.from_env({}, model_dir=model_dir, **{"model_process": False, **over})
-    clock, metrics = Clock(), Metrics()
-    pipe = Pipeline(settings, CoVisitation(), DecayedPopularity(), metrics, clock=clock)
-    watcher = ModelWatcher(settings, metrics)
-    pipe.models = watcher.load_initial()
-    return pipe, clock, watcher
-
-
-def rec(user: Any, item: Any, etype: str = "click", n: int = 0) -> Record:
-    value = json.dumps({"event_id": f"{user}-{item}-{etype}-{n}", "user_id": user,
-                        "item_id": item, "type": etype, "ts": int(NOW_S * 1000) - 10})
-    return Record(str(user).encode(), value.encode(), "sidstream-events", 0, n)
+from tests.fixtures.model_pipelines import make, rec
 
 
 def test_select_candidates_quotas_priority_exclusion_and_fill() -> None:

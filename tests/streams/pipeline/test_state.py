@@ -1,29 +1,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 from models.data.profile import Profile
-from streams.channels.covisit import CoVisitation
-from streams.channels.popularity import DecayedPopularity
 from streams.contracts.events import Event
-from streams.metrics import Metrics
-from streams.pipeline.batch import Pipeline
 from streams.pipeline.state import StateLimits, UserState, apply_events
-from streams.runtime.model_watcher import ModelWatcher
-from streams.settings import Settings
-
-NOW_S = 1_795_000_000.0
-
-
-def pipeline(model_dir: Path | None = None, **over: Any) -> Pipeline:
-    settings = Settings.from_env({}, model_dir=model_dir or Path("/nonexistent"), **over)
-    pipe = Pipeline(settings, CoVisitation(), DecayedPopularity(), Metrics(),
-                    clock=lambda: NOW_S)
-    if model_dir is not None:
-        pipe.models = ModelWatcher(settings, pipe.metrics).load_initial()
-    return pipe
 
 
 def event(i: int, item: object = None, etype: str = "click", eid: str | None = None) -> Event:

@@ -1,42 +1,20 @@
 """The faust patches: faust's own commit arithmetic, the seek on assignment, the buffer flush."""
 
+
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from faust.transport import consumer as consumer_mod
 from faust.transport import producer as producer_mod
-from faust.types import TP
 from intervaltree import IntervalTree
 
 from streams.runtime import faust_patches
 from streams.runtime.offsets import ProcessedOffsets
-
-T = "sidstream-events"
-
-
-TP0 = TP(T, 0)
-
-
-@dataclass
-class Rec:
-    offset: int
-
-
-def fetch(p: ProcessedOffsets, tp: TP, *offsets: int) -> None:
-    p.fetched({tp: [Rec(o) for o in offsets]})
-
-
-def ev(tp: TP, offset: int) -> SimpleNamespace:
-    return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset, topic=tp.topic))
-
-
-def admitted(p: ProcessedOffsets, *events: SimpleNamespace) -> list[int]:
-    return [e.message.offset for e in p.admit(list(events))]  # type: ignore[arg-type]
+from tests.fixtures.offsets import TP0, T, admitted, ev, fetch
 
 
 class SlowChannel:

@@ -1,26 +1,14 @@
 """The commit guard's arithmetic: only processed prefixes of what was fetched are committable."""
-from __future__ import annotations
 
-from dataclasses import dataclass
-from types import SimpleNamespace
+
+from __future__ import annotations
 
 import pytest
 from faust.types import TP
 
 from streams.runtime import offsets
 from streams.runtime.offsets import ProcessedOffsets
-
-T = "sidstream-events"
-TP0 = TP(T, 0)
-
-
-@dataclass
-class Rec:
-    offset: int
-
-
-def fetch(p: ProcessedOffsets, tp: TP, *offsets: int) -> None:
-    p.fetched({tp: [Rec(o) for o in offsets]})
+from tests.fixtures.offsets import TP0, T, admitted, ev, fetch
 
 
 def test_nothing_fetched_nothing_to_commit() -> None:
@@ -92,14 +80,6 @@ def test_no_commit_between_assignment_and_the_seek_to_the_commit() -> None:
     assert p.committable(TP0) is None
     p.settling = False
     assert p.committable(TP0) == 2
-
-
-def ev(tp: TP, offset: int) -> SimpleNamespace:
-    return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset, topic=tp.topic))
-
-
-def admitted(p: ProcessedOffsets, *events: SimpleNamespace) -> list[int]:
-    return [e.message.offset for e in p.admit(list(events))]  # type: ignore[arg-type]
 
 
 def test_events_behind_a_dropped_message_wait_and_it_is_read_again() -> None:

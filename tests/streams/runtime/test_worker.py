@@ -1,6 +1,5 @@
 """The worker end to end through the real broker and Redis (kafka-python as the client)."""
 
-
 from __future__ import annotations
 
 import json
