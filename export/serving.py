@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+import torch
 
 from models.rank.artifact import load_artifact
 from models.rank.features import ItemFeatures, ServingInputs, serving_inputs
@@ -94,13 +95,8 @@ def _cuda_usable(ort_module: Any) -> bool:
     """
     if CUDA not in ort_module.get_available_providers():
         return False
-    try:
-        import torch  # lazy: asked only when onnxruntime offers CUDA
-
-        if torch.version.cuda is not None:
-            return bool(torch.cuda.is_available())
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    if torch.version.cuda is not None:
+        return bool(torch.cuda.is_available())
     return _probe_cuda(ort_module)
 
 
@@ -229,8 +225,6 @@ class TorchRanker:
                               batch.last_age_s, batch.cand_items, self.max_hist)
 
     def run(self, inputs: ServingInputs) -> RankScores:
-        import torch  # lazy: the torch eager backend only (bench rank, parity checks)
-
         if self._table is None or self._table[0] is not inputs.item_table:
             self._table = (inputs.item_table, torch.from_numpy(inputs.item_table))
         with torch.inference_mode():

@@ -65,6 +65,14 @@ def scrape(port: int, host: str = "127.0.0.1", timeout_s: float = 2.0) -> Snapsh
         return parse(resp.read().decode())
 
 
+def accounted(snap: Snapshot) -> float:
+    """Messages of ``sidstream-events`` whose outcome is final: an applied event once the list
+    answering it is in Redis (or it triggers no recompute), a duplicate, a reject."""
+    return (snap.total("sidstream_events_accounted_total")
+            + snap.total("sidstream_events_duplicate_total")
+            + snap.total("sidstream_events_invalid_total"))
+
+
 def processed(snap: Snapshot) -> float:
     """Messages of ``sidstream-events`` the worker has finished with (applied, dup or rejected)."""
     return (snap.total("sidstream_events_total") + snap.total("sidstream_events_duplicate_total")

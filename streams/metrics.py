@@ -34,6 +34,12 @@ class Metrics:
                                      registry=r)
         self.items = Counter("sidstream_items_total", "Catalogue upserts applied", registry=r)
         self.profiles = Counter("sidstream_profiles_total", "User profiles applied", registry=r)
+        self.accounted = Counter("sidstream_events_accounted_total",
+                                 "Applied events by what answered them: list_written (the "
+                                 "newest event behind a list now in Redis), coalesced (answered "
+                                 "by that same write), no_recompute (a type that triggers none), "
+                                 "dropped_deferred (a deferred recompute dropped on a rebalance)",
+                                 ["outcome"], registry=r)
         self.recs_written = Counter("sidstream_recs_written_total",
                                     "Recommendation lists written to Redis", registry=r)
         self.redis_errors = Counter("sidstream_redis_errors_total",

@@ -16,6 +16,7 @@ feature table and weights agree, and raises :class:`ArtifactError` otherwise.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,21 @@ from typing import Any
 
 import torch
 
-from models.artifacts import ArtifactError, Manifest, load_manifest, resolve, write_artifact
+from models.artifacts import (
+    MANIFEST,
+    ArtifactError,
+    Manifest,
+    file_problem,
+    load_manifest,
+    resolve,
+    write_artifact,
+)
 from models.rank.features import ItemFeatures
 from models.rank.model import Ranker, RankerConfig
 
 KIND = "ranker"
-FORMAT = 3  # 3: the shared manifest (2: a ranker-only manifest; 2 was the serving graph)
+FORMAT = 3  # 3: the shared manifest; 2 (still read): the same files, a ranker-only manifest
+LEGACY = ("sidstream-ranker", 2)  # format name and version in a format-2 manifest
 WEIGHTS, ONNX = "ranker.pt", "ranker.onnx"
 
 
@@ -70,6 +80,31 @@ def save_artifact(root: Path, model: Ranker, features: ItemFeatures, *, data: di
                           extra={"data": data, **(extra or {})})
 
 
+def _legacy_manifest(directory: Path) -> Manifest | None:
+    """A format-2 ranker manifest (written before the shared format) as a :class:`Manifest`,
+    its files verified; None for any other manifest, which ``load_manifest`` then judges.
+    Deployed rankers keep serving across the upgrade; training writes format 3."""
+    try:
+        raw = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict) or (raw.get("format"), raw.get("format_version")) != LEGACY:
+        return None
+    try:
+        extra = {k: v for k, v in raw.items() if k not in LEGACY_KEYS}
+        man = Manifest(KIND, LEGACY[1], raw["version"], raw["created"], str(raw["data"]["hash"]),
+                       raw["config"], raw["metrics"], raw["files"], extra)
+    except (KeyError, TypeError) as exc:
+        raise ArtifactError(f"{directory}: format-2 ranker manifest lacks {exc}") from exc
+    problem = file_problem(directory, man.files)
+    if problem:
+        raise ArtifactError(f"{directory}: {problem}")
+    return man
+
+
+LEGACY_KEYS = ("format", "format_version", "version", "created", "config", "metrics", "files")
+
+
 def config_from(manifest: Manifest) -> RankerConfig:
     fields = {f.name for f in dataclasses.fields(RankerConfig)}
     given = set(manifest.config)
@@ -82,7 +117,7 @@ def config_from(manifest: Manifest) -> RankerConfig:
 def load_artifact(path: Path | str, need_onnx: bool = True) -> RankerArtifact:
     """Load and validate the artifact at ``path`` (version directory or root with LATEST)."""
     directory = resolve(Path(path), KIND)
-    manifest = load_manifest(directory, kind=KIND, fmt=FORMAT)
+    manifest = _legacy_manifest(directory) or load_manifest(directory, kind=KIND, fmt=FORMAT)
     cfg = config_from(manifest)
     for name in (WEIGHTS, "features.npz", "features.json", *([ONNX] if need_onnx else [])):
         if name not in manifest.files:

@@ -52,3 +52,6 @@ class RecList:
     items: tuple[Candidate, ...]
     event_ts: int  # latest event behind this list (for freshness)
     model_version: str = ""  # models that made it (empty: the writer's default)
+    # applied events this list answers (its newest one and those coalesced into it; 0: none,
+    # e.g. a rewrite after redeliveries): counted once the list is in Redis
+    events: int = 0

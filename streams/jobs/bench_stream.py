@@ -10,6 +10,12 @@ Every case runs on a fresh embedded stack (Tansu + redis-server) with one worker
    between 10 % and 90 % done) or at a fixed rate (freshness case: event timestamp to Redis
    write, from the worker's histogram).
 
+An event is done when the list answering it is in Redis (``sidstream_events_accounted_total``:
+the newest event behind a written list, or one coalesced into that write: several events of a
+user in one recompute, a list replaced before it was written), not when it reached the user
+state; a case ends when every measured event is accounted for, so the last lists are in its
+throughput and freshness. ``accounted`` in the results says how.
+
 Cases: ``limit`` (no model work: consume, state, co-visitation + popularity lists, Redis),
 the full pipeline at each beam width, and the full pipeline at ``rate`` events/s. Co-visitation
 and popularity are seeded from the data set in every case, so the difference is the models'.
@@ -36,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.embedded import embedded_stack, free_port
-from infra.scrape import Snapshot, processed
+from infra.scrape import Snapshot, accounted
 from infra.worker_process import WorkerProcess
 from models.artifacts import latest
 from models.data.dataset import load_dataset
@@ -89,6 +95,9 @@ class CaseResult:
     mean_batch: float = 0.0
     mean_job_users: float = 0.0  # users per model-stage job (micro-batches joined while lagging)
     stages_ms: dict[str, float] = field(default_factory=dict)
+    # measured events by outcome: list_written, coalesced (answered by the same or a later
+    # write of the user's list), no_recompute, duplicate, invalid
+    accounted: dict[str, int] = field(default_factory=dict)
 
 
 def cases(cfg: StreamBenchConfig) -> list[Case]:
@@ -177,14 +186,15 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
              worker: WorkerProcess) -> CaseResult:
     assert worker.proc is not None
     pid, n = worker.proc.pid, len(todo)
-    base = processed(worker.metrics())
+    before = worker.metrics()
+    base = accounted(before)
     producer = threading.Thread(target=_produce, args=(settings, ds, todo, case.rate))
     t0, cpu0 = time.monotonic(), _cpu_seconds(pid)
     producer.start()
     samples: list[tuple[float, float]] = []
     deadline = t0 + max(600.0, 3 * n / max(case.rate, 1.0))
     while time.monotonic() < deadline:
-        done = processed(worker.metrics()) - base
+        done = accounted(worker.metrics()) - base
         samples.append((time.monotonic() - t0, done))
         if done >= n:
             break
@@ -192,7 +202,8 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
     wall, cpu = time.monotonic() - t0, _cpu_seconds(pid) - cpu0
     producer.join()
     if samples[-1][1] < n:
-        raise TimeoutError(f"{case.name}: worker finished {samples[-1][1]:.0f} of {n} events")
+        raise TimeoutError(f"{case.name}: {samples[-1][1]:.0f} of {n} events have their list "
+                           "in Redis")
     snap = worker.metrics()
     rss, peak = _memory_mb(pid)
     res = CaseResult(case.name, n, round(wall, 2), round(_sustained(samples, n), 1),
@@ -200,11 +211,22 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
                      cpu_cores=round(cpu / wall, 2), rss_mb=rss, peak_rss_mb=peak,
                      mean_batch=round(_mean(snap, "sidstream_batch_size"), 1),
                      mean_job_users=round(_mean(snap, "sidstream_model_job_users"), 1),
-                     stages_ms=_stages(snap))
+                     stages_ms=_stages(snap), accounted=_outcomes(snap, before))
     if case.rate:
         res.freshness_ms = {f"p{int(q * 100)}": round(1000 * snap.quantile(
             "sidstream_freshness_seconds", q), 1) for q in (0.5, 0.95, 0.99)}
     return res
+
+
+def _outcomes(snap: Snapshot, before: Snapshot) -> dict[str, int]:
+    """What became of the measured events (counter differences over the case)."""
+    out = {o: int(snap.get("sidstream_events_accounted_total", outcome=o)
+                  - before.get("sidstream_events_accounted_total", outcome=o))
+           for o in ("list_written", "coalesced", "no_recompute", "dropped_deferred")}
+    for name, metric in (("duplicate", "sidstream_events_duplicate_total"),
+                         ("invalid", "sidstream_events_invalid_total")):
+        out[name] = int(snap.total(metric) - before.total(metric))
+    return {k: v for k, v in out.items() if v}
 
 
 def _sustained(samples: list[tuple[float, float]], n: int) -> float:

@@ -103,6 +103,7 @@ class BatchOutcome:
     applied: int = 0
     duplicates: int = 0
     items: set[Any] = field(default_factory=set)  # items of the applied events
+    applied_by_user: dict[str, int] = field(default_factory=dict)
     deferred: int = 0  # users whose recompute the debounce postponed
 
 
@@ -118,6 +119,7 @@ class Job:
     channels: dict[str, dict[str, Channel]] = field(default_factory=dict)  # key -> channels
     popular: Channel = field(default_factory=dict)
     pending: PendingRecall | None = None  # its generative search, once submitted (``start``)
+    events: dict[str, int] = field(default_factory=dict)  # key -> applied events answered
 
     def absorb(self, later: Job) -> bool:
         """Take in a later micro-batch's users (not yet started, same models): its states,
@@ -126,6 +128,8 @@ class Job:
                 later.models is not self.models or later.version != self.version:
             return False
         self.states.update(later.states)
+        for key, n in later.events.items():  # the later list answers the earlier events too
+            self.events[key] = self.events.get(key, 0) + n
         self.excluded.update(later.excluded)
         self.channels.update(later.channels)
         self.popular, self.now_ms = later.popular, later.now_ms
@@ -158,6 +162,8 @@ class Pipeline:
         self.coldstart = ColdStartChannel(settings)
         self.debounce = Debouncer(settings.ingest.debounce_ms / 1000.0)
         self.triggers = settings.ingest.triggers
+        # applied events of users whose recompute is deferred: answered by its list
+        self.unanswered: dict[str, int] = {}
 
     @property
     def version(self) -> str:
@@ -185,6 +191,7 @@ class Pipeline:
             touched = self._apply(users, load, out)
         now = self.clock()
         triggered = [k for k, b in users.items() if b.triggers(self.triggers)]
+        self._account(out.applied_by_user, set(triggered))
         compute, later = self.debounce.split(triggered, now)
         out.deferred = len(later)
         self.metrics.debounced.inc(len(later))
@@ -200,7 +207,30 @@ class Pipeline:
                 todo[key] = state
         self.debounce.computed(todo, now)
         self.metrics.deferred.set(len(self.debounce.deferred))
-        return out, self.recall_cheap(todo)
+        job = self.recall_cheap(todo)
+        job.events = {k: self.unanswered.pop(k) for k in todo if k in self.unanswered}
+        return out, job
+
+    def _account(self, applied: dict[str, int], triggered: set[str]) -> None:
+        """Applied events wait for the list that answers them (``unanswered``, until the user's
+        recompute); a user whose events trigger none is accounted at once."""
+        no_recompute = 0
+        for key, n in applied.items():
+            if key in triggered:
+                self.unanswered[key] = self.unanswered.get(key, 0) + n
+            else:
+                no_recompute += n
+        if no_recompute:
+            self.metrics.accounted.labels("no_recompute").inc(no_recompute)
+
+    def forget_deferred(self) -> None:
+        """A rebalance: deferred recomputes are dropped (the users' partitions may have moved;
+        their new owner recomputes on the next event), and so are the events they would answer."""
+        self.debounce.clear()
+        dropped = sum(self.unanswered.values())
+        self.unanswered.clear()
+        if dropped:
+            self.metrics.accounted.labels("dropped_deferred").inc(dropped)
 
     def recommend(self, state: UserState) -> list[Candidate]:
         """The ranked list for one user (the same path ``process`` takes)."""
@@ -246,7 +276,8 @@ class Pipeline:
     def finish(self, job: Job) -> list[RecList]:
         """The model stage of a prepared micro-batch: its users' lists."""
         return [RecList(job.states[key].user_id, tuple(items), job.states[key].last_ts,
-                        job.version) for key, items in self.rank(job).items()]
+                        job.version, job.events.get(key, 0))
+                for key, items in self.rank(job).items()]
 
     def rank(self, job: Job) -> dict[str, list[Candidate]]:
         """Generative recall for all of a job's users at once, then quotas and one ranker
@@ -331,6 +362,7 @@ class Pipeline:
                 self.learn(before, ev)
                 types[ev.type] += 1
             out.applied += len(result.applied)
+            out.applied_by_user[key] = len(result.applied)
             out.states[key] = (batch.partition, state.to_json())
         for typ, n in types.items():
             self.metrics.events.labels(typ).inc(n)

@@ -113,7 +113,7 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
         await feed.run()
 
     async def forget_deferred(sender: Any, *args: Any, **kwargs: Any) -> None:
-        rt.pipeline.debounce.clear()  # those users' partitions may have moved
+        rt.pipeline.forget_deferred()  # those users' partitions may have moved
         if not await drain(rt):  # their new owner must not see lists land after its own
             log.warning("rebalance: %d micro-batches still in the model stage", rt.inflight)
 

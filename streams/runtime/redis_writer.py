@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -49,7 +50,10 @@ class RecWriter:
     async def write(self, lists: Sequence[RecList]) -> int:
         """Queue ``lists`` (latest per user wins) and try to flush; returns lists written."""
         for rec in lists:
-            self.pending[rec.user_id] = rec
+            old = self.pending.get(rec.user_id)
+            # a list replaced before it was written: the newer one answers its events too
+            self.pending[rec.user_id] = rec if old is None else replace(
+                rec, events=rec.events + old.events)
         if self.healthy:
             return await self.flush()
         self.metrics.pending_writes.set(len(self.pending))
@@ -78,9 +82,12 @@ class RecWriter:
                 if attempt + 1 < attempts:
                     await asyncio.sleep(delay)
                 continue
-            for user in batch:  # keep lists that were replaced meanwhile
-                if self.pending.get(user) is batch[user]:
+            for user, rec in batch.items():  # keep lists that were replaced meanwhile
+                current = self.pending.get(user)
+                if current is rec:
                     del self.pending[user]
+                elif current is not None:  # it took over rec's events, answered just now
+                    self.pending[user] = replace(current, events=current.events - rec.events)
             if not self.healthy:
                 log.info("redis is back: %d pending lists written", written)
             self.healthy, self.failures = True, 0
@@ -115,4 +122,8 @@ class RecWriter:
             if rec.event_ts > 0:  # 0: a list made from a profile alone, no event behind it
                 self.metrics.freshness.observe(max(0.0, done_s - rec.event_ts / 1000.0))
         self.metrics.recs_written.inc(len(lists))
+        answered = [rec.events for rec in lists if rec.events > 0]
+        if answered:
+            self.metrics.accounted.labels("list_written").inc(len(answered))
+            self.metrics.accounted.labels("coalesced").inc(sum(answered) - len(answered))
         return len(lists)

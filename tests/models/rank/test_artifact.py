@@ -70,3 +70,24 @@ def test_bad_manifest_is_rejected(tmp_path: Path, change: str) -> None:
 def test_not_an_artifact(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="not a ranker artifact"):
         load_artifact(tmp_path)
+
+
+def _as_format_2(directory: Path) -> None:
+    """Rewrite a manifest in the layout rankers had before the shared artifact format."""
+    man = json.loads((directory / MANIFEST).read_text())
+    old = {"format": "sidstream-ranker", "format_version": 2, "version": man["version"],
+           "created": man["created"], "config": man["config"], "metrics": man["metrics"],
+           "files": man["files"], **man["extra"]}
+    (directory / MANIFEST).write_text(json.dumps(old))
+
+
+def test_a_deployed_format_2_ranker_still_loads(tmp_path: Path) -> None:
+    model, directory = _save(tmp_path)
+    _as_format_2(directory)
+    art = load_artifact(tmp_path, need_onnx=False)
+    assert art.config == model.cfg and art.manifest.format == 2
+    assert art.manifest.data_hash == toy_dataset(n_users=20, n_items=30).data_hash()
+    with (directory / WEIGHTS).open("ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_artifact(directory, need_onnx=False)

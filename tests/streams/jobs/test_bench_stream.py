@@ -32,3 +32,7 @@ def test_bench_stream_runs_every_case(trained_models: Path, tmp_path: Path,
     assert set(results[-1].freshness_ms) == {"p50", "p95", "p99"}
     assert "stream bench: full pipeline" in capsys.readouterr().out
     assert len(json.loads(out.read_text())["results"]) == 3
+    for r in results:  # every measured event ends with its list in Redis, or coalesced into one
+        assert sum(r.accounted.values()) >= r.events, (r.name, r.accounted)
+        assert r.accounted["list_written"] > 0 and set(r.accounted) <= {
+            "list_written", "coalesced", "duplicate"}, (r.name, r.accounted)

@@ -65,3 +65,44 @@ def test_redelivery_from_far_back_is_not_applied_twice() -> None:
     assert resent.duplicates == 1 and resent.applied == 0
     fresh = pipe.process([rec("far", 9)], table.get)
     assert fresh.applied == 1 and fresh.states["far"][1]["n"] == 7
+
+
+def _accounted(metrics: Any, outcome: str) -> float:
+    return metrics.registry.get_sample_value("sidstream_events_accounted_total",
+                                             {"outcome": outcome}) or 0.0
+
+
+def test_each_list_carries_the_events_it_answers() -> None:
+    pipe, metrics = make_pipeline(trigger_types="click,order")
+    out = pipe.process([rec("acc1", 1), rec("acc1", 2), rec("acc1", 3, "view"), rec("acc2", 1),
+                        rec("acc3", 4, "view")], {}.get)
+    assert {r.user_id: r.events for r in out.lists} == {"acc1": 3, "acc2": 1}
+    assert _accounted(metrics, "no_recompute") == 1  # acc3's view recomputes nothing
+
+
+def test_deferred_events_are_answered_by_the_later_recompute_or_counted_dropped() -> None:
+    now = [1_795_000_000.0]
+    pipe, metrics = make_pipeline(debounce_ms=1000)
+    pipe.clock = lambda: now[0]
+    table: dict[str, Any] = {}
+
+    def run(records: list[Record]) -> list[Any]:
+        out = pipe.process(records, table.get)
+        table.update({k: v for k, (_, v) in out.states.items()})
+        return out.lists
+
+    assert [r.events for r in run([rec("deb1", 1)])] == [1]
+    assert run([rec("deb1", 2)]) == [] and run([rec("deb1", 3)]) == []  # deferred
+    now[0] += 1.5
+    assert [(r.user_id, r.events) for r in run([])] == [("deb1", 2)]
+    assert run([rec("deb1", 4)]) == []
+    pipe.forget_deferred()  # a rebalance
+    assert _accounted(metrics, "dropped_deferred") == 1 and not pipe.unanswered
+
+
+def test_a_job_that_absorbs_a_later_batch_answers_both_batches_events() -> None:
+    pipe, _ = make_pipeline()
+    _, first = pipe.prepare([rec("abs1", 1), rec("abs2", 1)], {}.get)
+    _, later = pipe.prepare([rec("abs1", 2), rec("abs1", 3)], {}.get)
+    assert first.absorb(later)
+    assert {r.user_id: r.events for r in pipe.finish(first)} == {"abs1": 3, "abs2": 1}
