@@ -1,4 +1,5 @@
-"""``sidstream train-tokenizer | train-recall | train-ranker | train-i2i | tune-recall``."""
+"""``sidstream train-tokenizer | train-recall | train-sasrec | train-ranker | train-i2i |
+tune-recall``."""
 
 from __future__ import annotations
 
@@ -44,6 +45,21 @@ def _cmd_train_recall(args: argparse.Namespace) -> int:
     path = run_train_recall(load_dataset(args.data), Path(args.tokenizer), Path(args.out), cfg,
                             test=not args.no_test)
     print(path)
+    return 0
+
+
+def _cmd_train_sasrec(args: argparse.Namespace) -> int:
+    setup_torch(args)
+    # lazy: torch and the models load only when the command runs
+    from models.data.dataset import load_dataset
+    from models.recall.sasrec_train import SASRecTrainConfig, run_train_sasrec
+
+    model = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
+             "dropout": args.dropout}
+    cfg = SASRecTrainConfig(model=model, epochs=args.epochs, batch_size=args.batch_size,
+                            lr=args.lr, eval_every=args.eval_every, eval_users=args.eval_users,
+                            patience=args.patience, seed=args.seed)
+    print(run_train_sasrec(load_dataset(args.data), Path(args.out), cfg, test=not args.no_test))
     return 0
 
 
@@ -142,6 +158,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=20)
     p.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
     p.set_defaults(func=_cmd_train_recall)
+
+    p = sub.add_parser("train-sasrec", help="the SASRec full-softmax baseline (item ids, no SIDs)"
+                       " in the recall harness: fixed epochs, early stop on validation")
+    add_common(p)
+    p.add_argument("--out", default="artifacts/sasrec")
+    p.add_argument("--epochs", type=int, default=200, help="at most (early stopping)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--eval-users", type=int, default=0, help="validation sample (0: all)")
+    p.add_argument("--patience", type=int, default=4)
+    p.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
+    p.set_defaults(func=_cmd_train_sasrec)
 
     p = sub.add_parser("train-ranker", help="train the CTR/CVR ranker, export ONNX, save artifact")
     p.add_argument("dataset", help="'movielens' or a shared-format directory")
