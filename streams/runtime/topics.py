@@ -20,8 +20,11 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
+            # the bootstrap wait is bounded too: by default kafka-python waits 30 s per attempt
+            left_ms = max(int((deadline - time.monotonic()) * 1000), 1000)
             admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                                     client_id="sidstream-admin", request_timeout_ms=10_000)
+                                     client_id="sidstream-admin", request_timeout_ms=10_000,
+                                     bootstrap_timeout_ms=left_ms)
             break
         except KafkaError as exc:
             if time.monotonic() > deadline:

@@ -1,0 +1,27 @@
+"""The frozen tokenizer's files: what training writes, serving reads back unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.sid.rqvae import RQVAE, RQVAEConfig
+from models.sid.table import SidTable
+from models.sid.tokenizer import load_tokenizer_files, save_tokenizer_files
+
+
+def test_rqvae_and_sid_table_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = RQVAE(RQVAEConfig(in_dim=8, hidden=(16,), latent_dim=4, n_levels=2,
+                              codebook_size=4)).eval()
+    table = SidTable(2, 4, 3)
+    for item, codes in ((1, (0, 1)), (2, (0, 1)), (3, (2, 3))):
+        table.add(item, np.array(codes))
+    save_tokenizer_files(tmp_path, model, table)
+    model2, table2 = load_tokenizer_files(tmp_path)
+    assert table2.sids == table.sids and table2.prefix_count == table.prefix_count
+    x = torch.randn(5, 8)
+    for a, b in zip(model2.encode_candidates(x), model.encode_candidates(x), strict=True):
+        torch.testing.assert_close(a, b)
