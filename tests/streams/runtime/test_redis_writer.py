@@ -16,6 +16,12 @@ from streams.runtime.redis_writer import RecWriter
 pytestmark = pytest.mark.integration
 
 
+def _writer(url: str, metrics: Metrics, retries: int) -> RecWriter:
+    client = aioredis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    return RecWriter(client, metrics, ttl_s=60, model_version="v", retries=retries,
+                     backoff_s=0.01)
+
+
 def test_lists_are_written_and_survive_an_outage() -> None:
     port = free_port()
     url, proc = start_redis(port)
@@ -23,9 +29,7 @@ def test_lists_are_written_and_survive_an_outage() -> None:
 
     async def scenario() -> None:
         nonlocal proc
-        client = aioredis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        writer = RecWriter(client, metrics, ttl_s=60, model_version="v", retries=2,
-                           backoff_s=0.01)
+        writer = _writer(url, metrics, retries=2)
         ok = RecList("u1", (Candidate(5, 1.0, "covisit"),), 1000)
         assert await writer.write([ok]) == 1 and writer.healthy
         stop_process(proc)
@@ -37,7 +41,7 @@ def test_lists_are_written_and_survive_an_outage() -> None:
         _, proc = start_redis(port)  # Redis is back: the latest lists go out once due
         await asyncio.sleep(writer.next_try - time.monotonic() + 0.01)
         assert await writer.flush_due() == 3 and writer.healthy and not writer.pending
-        await client.aclose()
+        await writer.client.aclose()
 
     try:
         asyncio.run(scenario())
@@ -67,9 +71,7 @@ def test_events_count_only_once_their_list_is_in_redis() -> None:
 
     async def scenario() -> None:
         nonlocal proc
-        client = aioredis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        writer = RecWriter(client, metrics, ttl_s=60, model_version="v", retries=1,
-                           backoff_s=0.01)
+        writer = _writer(url, metrics, retries=1)
         await writer.write([RecList("a", (), 1000, events=3), RecList("b", (), 1000, events=1),
                             RecList("c", (), 1000, events=0)])
         assert _accounted(metrics) == {"list_written": 2, "coalesced": 2}
@@ -89,7 +91,7 @@ def test_events_count_only_once_their_list_is_in_redis() -> None:
         assert writer.pending["a"].events == 1  # the written list's 3 events were given back
         assert await later == 1 and not writer.pending
         assert _accounted(metrics) == {"list_written": 4, "coalesced": 4}
-        await client.aclose()
+        await writer.client.aclose()
 
     try:
         asyncio.run(scenario())
