@@ -45,6 +45,15 @@ def leave_one_out(ds: SeqDataset, split: str, max_hist: int = 20) -> Split:
     return Split(np.array(users, np.int64), hists, np.array(targets, np.int64), seen)
 
 
+def sample_split(data: Split, n: int, seed: int) -> Split:
+    """A fixed random sample of ``n`` users of ``data`` (all of them when ``n`` <= 0 or >= U)."""
+    if n <= 0 or n >= len(data.targets):
+        return data
+    idx = np.sort(np.random.default_rng(seed).choice(len(data.targets), n, replace=False))
+    return Split(data.users[idx], [data.histories[i] for i in idx], data.targets[idx],
+                 [data.seen[i] for i in idx])
+
+
 def train_windows(ds: SeqDataset, max_items: int = 21, stride: int = 10) -> list[list[int]]:
     """Training sequences ``items[:-2]`` cut into windows of at most ``max_items`` items."""
     out = []

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.data.dataset import SeqDataset
-from models.recall.data import Split, leave_one_out, train_windows
+from models.recall.data import leave_one_out, sample_split, train_windows
 from models.recall.evaluate import evaluate, format_metrics, rank_metrics, recaller_ranking
 from models.recall.sasrec import SASRec, SASRecConfig, SASRecRecaller, left_pad
 
@@ -43,11 +43,9 @@ class SASRecTrainConfig:
     seed: int = 0
 
 
-def _windows(ds: SeqDataset, max_hist: int) -> torch.Tensor:
+def _windows(ds: SeqDataset, max_hist: int, n_items: int) -> torch.Tensor:
     """[W, max_hist + 1] left-padded training windows."""
-    wins = train_windows(ds, max_hist + 1)
-    n_items = max(ds.items, default=0)
-    return left_pad(wins, max_hist + 1, max(n_items, max(max(w) for w in wins)))
+    return left_pad(train_windows(ds, max_hist + 1), max_hist + 1, n_items)
 
 
 def _epoch(model: SASRec, opt: torch.optim.Optimizer, data: torch.Tensor, batch_size: int,
@@ -70,28 +68,19 @@ def _epoch(model: SASRec, opt: torch.optim.Optimizer, data: torch.Tensor, batch_
     return float(np.mean(losses)) if losses else 0.0
 
 
-def _valid_sample(ds: SeqDataset, cfg: SASRecTrainConfig) -> Split:
-    data = leave_one_out(ds, "valid", cfg.max_hist)
-    if 0 < cfg.eval_users < len(data.targets):
-        idx = np.sort(np.random.default_rng(cfg.seed).choice(len(data.targets), cfg.eval_users,
-                                                             replace=False))
-        data = Split(data.users[idx], [data.histories[i] for i in idx], data.targets[idx],
-                     [data.seen[i] for i in idx])
-    return data
-
-
 def fit_sasrec(ds: SeqDataset, cfg: SASRecTrainConfig, progress: bool = True
                ) -> tuple[SASRecRecaller, dict[str, Any]]:
     """A trained recaller (best validation epoch) and its training history."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    data = _windows(ds, cfg.max_hist)
-    n_items = max(max(ds.items, default=0), int(data.max()))
+    # every item of the sequences has an entry (load_dataset adds the ones without metadata)
+    n_items = max(ds.items, default=0)
+    data = _windows(ds, cfg.max_hist, n_items)
     model = SASRec(SASRecConfig(n_items=n_items, max_len=cfg.max_hist, **cfg.model))
     rec = SASRecRecaller(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98),
                            weight_decay=cfg.weight_decay)
-    valid = _valid_sample(ds, cfg)
+    valid = sample_split(leave_one_out(ds, "valid", cfg.max_hist), cfg.eval_users, cfg.seed)
     best: dict[str, Any] = {"recall@10": -1.0, "epoch": 0, "state": None}
     history, bad, t0 = [], 0, time.time()
     for epoch in range(1, cfg.epochs + 1):

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from models.data.dataset import SeqDataset
-from models.recall.data import Split, leave_one_out, train_batches, train_windows
+from models.recall.data import Split, leave_one_out, sample_split, train_batches, train_windows
 from models.recall.evaluate import evaluate, format_metrics, rank_metrics, recaller_ranking
 from models.recall.model import SIDGPT, GenConfig, TokenBatch
 from models.recall.recaller import GenerativeRecaller
@@ -61,17 +61,9 @@ def _lr_at(step: int, total: int, cfg: RecallTrainConfig) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def _sample(data: Split, n: int, seed: int) -> Split:
-    if n <= 0 or n >= len(data.targets):
-        return data
-    idx = np.sort(np.random.default_rng(seed).choice(len(data.targets), n, replace=False))
-    return Split(data.users[idx], [data.histories[i] for i in idx], data.targets[idx],
-                 [data.seen[i] for i in idx])
-
-
 def validation_sample(ds: SeqDataset, cfg: RecallTrainConfig) -> Split:
     """The fixed validation sample for early stopping and decoding tuning."""
-    return _sample(leave_one_out(ds, "valid", cfg.max_hist), cfg.eval_users, cfg.seed)
+    return sample_split(leave_one_out(ds, "valid", cfg.max_hist), cfg.eval_users, cfg.seed)
 
 
 def build_model(table_vocab: tuple[int, ...], n_rows: int, cfg: RecallTrainConfig) -> SIDGPT:
