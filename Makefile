@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint chaos clean
+.PHONY: install demo test lint chaos clean recall-model
 
 install: $(STAMP)
 
@@ -25,6 +25,15 @@ test: install
 	$(BIN)/ruff check streams models export infra tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The recall model of the README's quality table: tokenizer + SIDRec, fixed epoch budget
+# (early stopping on validation), test ablation; the artifact lands in artifacts/sidrec.
+DATA ?= ../shared/data/amazon-beauty-2014
+SEED ?= 0
+THREADS ?= 2
+recall-model: install
+	$(BIN)/sidstream train-tokenizer --data $(DATA) --out artifacts/tokenizer-s$(SEED) --epochs 300 --seed $(SEED) --threads $(THREADS)
+	$(BIN)/sidstream train-sidrec --data $(DATA) --tokenizer artifacts/tokenizer-s$(SEED) --out artifacts/sidrec --seed $(SEED) --threads $(THREADS)
 
 # Full-size fault injection (20,000 events per scenario); `make test` runs smaller versions.
 chaos: install

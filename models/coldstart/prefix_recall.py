@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from models.coldstart.bandit import ItemBandit
-from models.recall.beam import NEG, Encoded, RecallResult, _children, _reorder
+from models.recall.beam import NEG, Encoded, RecallResult, _reorder, children
 from models.recall.model import KV, SIDGPT
 from models.recall.recaller import GenerativeRecaller
 from models.sid.trie import SidTrie
@@ -47,7 +47,7 @@ def prefix_search(model: SIDGPT, trie: SidTrie, enc: Encoded, levels: int, n: in
     if not 1 <= levels < trie.depth:
         raise ValueError(f"prefix levels must be in [1, {trie.depth - 1}], got {levels}")
     users = enc.last.shape[0]
-    child = _children(trie, 0, torch.zeros(users, dtype=torch.long))  # [U, V0]
+    child = children(trie, 0, torch.zeros(users, dtype=torch.long))  # [U, V0]
     total = model.level_logits(enc.last, 0).log_softmax(-1).masked_fill(child < 0, NEG)
     score, code = total.topk(min(n, total.shape[1]), dim=-1)
     nodes = child.gather(1, code)
@@ -55,7 +55,7 @@ def prefix_search(model: SIDGPT, trie: SidTrie, enc: Encoded, levels: int, n: in
     for level in range(1, levels):
         tok = code + model.cfg.offsets[level - 1]
         hb, own = model.decode(tok, enc.next_pos.expand_as(tok), enc.kvs, enc.valid, own)
-        child = _children(trie, level, nodes)  # [U, B, V]
+        child = children(trie, level, nodes)  # [U, B, V]
         total = (score.unsqueeze(-1) + model.level_logits(hb, level).log_softmax(-1))
         flat = total.masked_fill(child < 0, NEG).view(users, -1)
         score, idx = flat.topk(min(n, flat.shape[1]), dim=-1)

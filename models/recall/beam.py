@@ -46,7 +46,7 @@ class RowMap(NamedTuple):
         return torch.where(self.ids[idx] == items, self.rows[idx], 0)
 
 
-class _Excluder:
+class Excluder:
     """Batched membership test of (user, item) pairs in per-user exclusion sets: a dense
     [users, max id + 1] bitmap when that is small (a gather per test), else sorted keys."""
 
@@ -79,7 +79,7 @@ class _Excluder:
         return torch.isin(users * self.m + clamped, self.keys) & inside
 
 
-def _children(trie: SidTrie, level: int, nodes: torch.Tensor) -> torch.Tensor:
+def children(trie: SidTrie, level: int, nodes: torch.Tensor) -> torch.Tensor:
     """Child ids [*, V] of prefix ``nodes`` (-1 nodes give no children)."""
     table = trie.table(level)
     ch = table[nodes.clamp(min=0)]
@@ -96,12 +96,21 @@ def _reorder(own: list[KV], parent: torch.Tensor) -> list[KV]:
     return out
 
 
-def _drop_excluded_subtrees(trie: SidTrie, cand: torch.Tensor, nodes: torch.Tensor,
-                            excl: _Excluder) -> torch.Tensor:
+def drop_excluded_subtrees(trie: SidTrie, cand: torch.Tensor, nodes: torch.Tensor,
+                            excl: Excluder) -> torch.Tensor:
     """-inf for candidate prefix nodes [U, C] all of whose leaves are excluded."""
-    leaves = _children(trie, trie.depth - 1, nodes)  # [U, C, V_last] item ids
+    leaves = children(trie, trie.depth - 1, nodes)  # [U, C, V_last] item ids
     alive = (leaves >= 0) & ~excl.mask(leaves)
     return cand.masked_fill(~alive.any(-1), NEG)
+
+
+def keep_live_prefixes(trie: SidTrie, key: torch.Tensor, idx: torch.Tensor, nodes: torch.Tensor,
+                       excl: Excluder, beam: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """From an oversampled selection (``key``, flat ``idx``, prefix ``nodes`` [U, 2B]) of the
+    level before the leaves: the best ``beam`` whose leaves are not all excluded."""
+    key = drop_excluded_subtrees(trie, key, nodes, excl)
+    _, keep = key.topk(min(beam, key.shape[1]), dim=-1)
+    return idx.gather(1, keep), nodes.gather(1, keep)
 
 
 class Encoded(NamedTuple):
@@ -148,20 +157,20 @@ def search(model: SIDGPT, trie: SidTrie, enc: Encoded, beam: int = 20, k: int = 
     cfg, n_users, depth = model.cfg, enc.last.shape[0], trie.depth
     if depth != cfg.levels or depth < 2:
         raise ValueError(f"trie depth {depth} != model SID length {cfg.levels} (or < 2)")
-    excl = _Excluder(exclude, n_users)
+    excl = Excluder(exclude, n_users)
     kvs, valid, last, next_pos = enc
     item_logp = model.item_logp(last) if rows is not None and model.has_item_head else None
 
     mass = (_subtree_mass(trie, item_logp, rows) if steer > 0 and item_logp is not None
             and rows is not None else None)
     logp = model.level_logits(last, 0).log_softmax(-1)  # [U, V0]
-    child = _children(trie, 0, torch.zeros(n_users, dtype=torch.long))  # [U, V0]
+    child = children(trie, 0, torch.zeros(n_users, dtype=torch.long))  # [U, V0]
     cand = logp.masked_fill(child < 0, NEG)
     _, code = _steered(cand, child, mass, 0, steer).topk(min(beam, cand.shape[1]), dim=-1)
     score, nodes = cand.gather(1, code), child.gather(1, code)
     own: list[KV] | None = None
     for level in range(1, depth):
-        child = _children(trie, level, nodes)  # [U, B, V]
+        child = children(trie, level, nodes)  # [U, B, V]
         if level == depth - 1:  # the last token: only beams with several leaves need a step
             logp = _last_level(model, trie, code + cfg.offsets[level - 1], next_pos, kvs, valid,
                                own, child)
@@ -181,10 +190,8 @@ def search(model: SIDGPT, trie: SidTrie, enc: Encoded, beam: int = 20, k: int = 
         key, idx = _steered(flat, flat_child, mass, level, steer).topk(
             min(2 * beam if check else beam, flat.shape[1]), dim=-1)
         nodes = flat_child.gather(1, idx)
-        if check:  # oversampled: drop prefixes whose leaves are all excluded, keep the best
-            key = _drop_excluded_subtrees(trie, key, nodes, excl)
-            _, keep = key.topk(min(beam, key.shape[1]), dim=-1)
-            idx, nodes = idx.gather(1, keep), nodes.gather(1, keep)
+        if check:
+            idx, nodes = keep_live_prefixes(trie, key, idx, nodes, excl, beam)
         score = flat.gather(1, idx)
         parent, code = idx // v, idx % v
         own = _reorder(own, parent)

@@ -26,10 +26,14 @@ from models.recall.beam import SEARCH_CHUNK, Encoded, RecallResult, RowMap, enco
 from models.recall.data import ItemTokens, make_batch
 from models.recall.model import SIDGPT, GenConfig
 from models.recall.prefix_cache import PrefixCache
-from models.sid.embeddings import encode_texts
 from models.sid.rqvae import RQVAE
 from models.sid.table import SidTable
-from models.sid.tokenizer import load_tokenizer_files, save_tokenizer_files
+from models.sid.tokenizer import (
+    known_item_sid,
+    load_tokenizer_files,
+    new_item_sid,
+    save_tokenizer_files,
+)
 from models.sid.trie import SidTrie
 
 log = logging.getLogger(__name__)
@@ -140,13 +144,7 @@ class GenerativeRecaller:
         Known items keep their SID. Give the item's text, or a precomputed embedding."""
         if item in self.table.sids:
             return self.table.sids[item]
-        if vector is None:
-            if not text:
-                raise ValueError(f"item {item}: need text or an embedding vector")
-            vector = encode_texts([text])[0]
-        x = torch.as_tensor(np.asarray(vector, np.float32)).view(1, -1)
-        codes, cand = self.rqvae.encode_candidates(x, self.n_last_candidates)
-        sid = self.table.add(item, codes[0].numpy(), cand[0].numpy())
+        sid = new_item_sid(self.rqvae, self.table, item, text, vector, self.n_last_candidates)
         self._insert(item, sid)
         log.debug("new item %d -> SID %s", item, sid)
         return sid
@@ -155,12 +153,8 @@ class GenerativeRecaller:
         """Insert an item whose SID was assigned by another copy of this artifact (a search
         process mirroring its parent's upserts, models/recall/search_process.py). The SID table
         assigns it again from its codes: a copy out of step with the other raises."""
-        if item in self.table.sids:
-            return
-        got = self.table.add(item, np.asarray(sid[:-1], np.int64))
-        if got != tuple(sid):
-            raise ValueError(f"item {item}: SID {tuple(sid)} assigned elsewhere, {got} here")
-        self._insert(item, got)
+        if item not in self.table.sids:
+            self._insert(item, known_item_sid(self.table, item, sid))
 
     def _insert(self, item: int, sid: tuple[int, ...]) -> None:
         """A new item's SID into the trie and the token table (recallable from now on)."""

@@ -9,7 +9,6 @@ model, so it is the same on a slower machine.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from models.data.dataset import SeqDataset
 from models.recall.data import leave_one_out, sample_split, train_windows
 from models.recall.evaluate import evaluate, format_metrics, rank_metrics, recaller_ranking
 from models.recall.sasrec import SASRec, SASRecConfig, SASRecRecaller, left_pad
+from models.recall.stopping import BestOnValidation
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ def fit_sasrec(ds: SeqDataset, cfg: SASRecTrainConfig, progress: bool = True
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98),
                            weight_decay=cfg.weight_decay)
     valid = sample_split(leave_one_out(ds, "valid", cfg.max_hist), cfg.eval_users, cfg.seed)
-    best: dict[str, Any] = {"recall@10": -1.0, "epoch": 0, "state": None}
-    history, bad, t0 = [], 0, time.time()
+    best = BestOnValidation(cfg.patience)
+    history, t0 = [], time.time()
     for epoch in range(1, cfg.epochs + 1):
         loss = _epoch(model, opt, data, cfg.batch_size, rng, progress, f"epoch {epoch}")
         if epoch % cfg.eval_every and epoch != cfg.epochs:
@@ -94,19 +94,13 @@ def fit_sasrec(ds: SeqDataset, cfg: SASRecTrainConfig, progress: bool = True
                         "minutes": round((time.time() - t0) / 60, 2), **m})
         log.info("epoch %d loss %.4f valid R@10 %.4f N@10 %.4f (%.1f min)", epoch, loss,
                  m["recall@10"], m["ndcg@10"], (time.time() - t0) / 60)
-        if m["recall@10"] > best["recall@10"]:
-            best, bad = {"recall@10": m["recall@10"], "epoch": epoch,
-                         "state": copy.deepcopy(model.state_dict())}, 0
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
+        if best.update(epoch, m["recall@10"], model):
+            break
+    best.restore(model)
     model.eval()
-    return rec, {"history": history, "best_epoch": best["epoch"],
+    return rec, {"history": history, "best_epoch": best.epoch,
                  "epochs_run": history[-1]["epoch"] if history else 0,
-                 "best_valid_recall@10": best["recall@10"],
+                 "best_valid_recall@10": best.score,
                  "train_minutes": round((time.time() - t0) / 60, 2)}
 
 

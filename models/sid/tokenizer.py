@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from models.artifacts import load_manifest, resolve
+from models.sid.embeddings import encode_texts
 from models.sid.rqvae import RQVAE, RQVAEConfig
 from models.sid.table import SidTable
 
@@ -38,8 +39,10 @@ def load_tokenizer_files(path: Path) -> tuple[RQVAE, SidTable]:
         n_levels, k, dup, moved = (int(v) for v in z["meta"])
         table = SidTable(n_levels, k, dup, moved=moved)
         for item, sid in zip(z["items"].tolist(), z["sids"].tolist(), strict=True):
-            table.sids[item] = tuple(sid)
-            table.prefix_count[tuple(sid[:-1])] += 1
+            table.sids[item] = tuple(sid)  # next free collision index: above every one in
+            # use (a table saved without some items has gaps)
+            head = tuple(sid[:-1])
+            table.prefix_count[head] = max(table.prefix_count[head], sid[-1] + 1)
     return model, table
 
 
@@ -48,3 +51,32 @@ def load_tokenizer(path: Path) -> tuple[RQVAE, SidTable, dict[str, Any]]:
     man = load_manifest(path, kind=KIND, fmt=FORMAT)
     model, table = load_tokenizer_files(resolve(path))
     return model, table, man.config
+
+
+def new_item_sid(rqvae: RQVAE, table: SidTable, item: int, text: str | None = None,
+                 vector: np.ndarray | None = None, n_last_candidates: int = 16
+                 ) -> tuple[int, ...]:
+    """A catalogue upsert's SID: the frozen encoder (or a given embedding ``vector``) and
+    quantizer -> a unique SID in ``table``; an item already there keeps its SID."""
+    if item in table.sids:
+        return table.sids[item]
+    if vector is None:
+        if not text:
+            raise ValueError(f"item {item}: need text or an embedding vector")
+        vector = encode_texts([text])[0]
+    x = torch.as_tensor(np.asarray(vector, np.float32)).view(1, -1)
+    if x.shape[1] != rqvae.cfg.in_dim:
+        raise ValueError(f"item {item}: a {x.shape[1]}-d vector, but the tokenizer quantizes "
+                         f"{rqvae.cfg.in_dim}-d ones")
+    with torch.no_grad():
+        codes, cand = rqvae.encode_candidates(x, n_last_candidates)
+    return table.add(item, codes[0].numpy(), cand[0].numpy())
+
+
+def known_item_sid(table: SidTable, item: int, sid: tuple[int, ...]) -> tuple[int, ...]:
+    """Record ``item`` under the SID another copy of the same artifact gave it; the table
+    assigns it again from its codes, so a copy out of step with the other raises."""
+    got = table.add(item, np.asarray(sid[:-1], np.int64))
+    if got != tuple(sid):
+        raise ValueError(f"item {item}: SID {tuple(sid)} assigned elsewhere, {got} here")
+    return got

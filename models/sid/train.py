@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ class TokenizerTrainConfig:
     lr: float = 1e-3
     dup_vocab: int = 64  # cap of the 4th (collision) token
     n_last_candidates: int = 16  # alternatives when a prefix's collision slots are full
+    # item vectors: "text" (MiniLM; items without text get their co-occurring items' mean),
+    # "collab" (item2vec over training sequences, models/i2i/collab.py), "auto": text when
+    # any item has text, else collab (chosen by the caller: ``wants_collab``)
+    embedding: str = "auto"
     seed: int = 0
 
 
@@ -96,15 +101,28 @@ def assign_sids(model: RQVAE, emb: ItemEmbeddings, cfg: TokenizerTrainConfig) ->
                            model.cfg.codebook_size, cfg.dup_vocab)
 
 
+def wants_collab(ds: SeqDataset, choice: str) -> bool:
+    """Whether the tokenizer should quantize collaborative vectors (``choice``: the config's
+    ``embedding``) rather than text embeddings."""
+    if choice not in ("auto", "text", "collab"):
+        raise ValueError(f"embedding must be auto, text or collab, got {choice!r}")
+    return choice == "collab" or (choice == "auto" and not any(
+        m.text().strip() for m in ds.items.values()))
+
+
 def run_train_tokenizer(ds: SeqDataset, out_root: Path, cfg: TokenizerTrainConfig,
-                        progress: bool = True) -> Path:
-    """Embeddings -> RQ-VAE -> SIDs -> tokenizer artifact; returns its directory."""
+                        progress: bool = True,
+                        embed: Callable[[], ItemEmbeddings] | None = None) -> Path:
+    """Embeddings -> RQ-VAE -> SIDs -> tokenizer artifact; returns its directory. ``embed``
+    gives the item vectors to quantize (default: text embeddings, ``item_embeddings``); see
+    ``wants_collab`` for catalogues without text."""
     t0 = time.time()
-    emb = item_embeddings(ds, progress=progress)
+    emb = embed() if embed is not None else item_embeddings(ds, progress=progress)
     model, metrics = train_rqvae(emb.vectors, cfg, progress=progress)
     table = assign_sids(model, emb, cfg)
     metrics.update(table.stats())
     metrics["items_without_text"] = int((~emb.from_text).sum())
+    metrics["embedding"] = "text" if emb.from_text.any() else "collab"
     metrics["wall_s"] = round(time.time() - t0, 1)
     path = write_artifact(out_root, KIND, FORMAT, ds.data_hash(), asdict(cfg), metrics,
                           lambda d: save_tokenizer_files(d, model, table))

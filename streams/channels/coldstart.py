@@ -18,6 +18,7 @@ import numpy as np
 
 from models.coldstart.bandit import ItemBandit
 from models.coldstart.prefix_recall import ColdStartConfig, ColdStartRecaller
+from models.recall.recaller import GenerativeRecaller
 from streams.channels.base import Channel
 from streams.contracts.events import Event, Id
 from streams.contracts.ids import model_item_id, stream_id
@@ -25,7 +26,7 @@ from streams.pipeline.state import UserState, model_history
 from streams.settings import Settings
 
 if TYPE_CHECKING:
-    from models.recall.recaller import GenerativeRecaller
+    from models.recall.serving import ServedRecaller
 
 COLDSTART = "coldstart"
 
@@ -53,10 +54,12 @@ class ColdStartChannel:
             self._cold = (rec, ColdStartRecaller(rec, self.cfg))
         return self._cold[1]
 
-    def recall(self, rec: GenerativeRecaller | None, states: dict[str, UserState],
+    def recall(self, rec: ServedRecaller | None, states: dict[str, UserState],
                excluded: dict[str, set[Id]], k: int, now_ms: int) -> dict[str, Channel]:
         """Channel per user key, for the cold users among ``states``."""
-        if rec is None or not rec.cfg.n_profile or rec.profile_vocab is None or k <= 0:
+        # only a token-level model trained with profile tokens reads profiles
+        if (not isinstance(rec, GenerativeRecaller) or not rec.cfg.n_profile
+                or rec.profile_vocab is None or k <= 0):
             return {}
         keys = [key for key, st in states.items() if self.wants(st)]
         if not keys:

@@ -27,7 +27,7 @@ from streams.pipeline.state import UserState, model_history
 
 if TYPE_CHECKING:
     from models.recall.beam import RecallResult
-    from models.recall.recaller import GenerativeRecaller
+    from models.recall.serving import ServedRecaller
 
 GENERATIVE = "generative"
 
@@ -63,13 +63,13 @@ class GenerativeChannel:
         # the model stage starts a batch's lookups while the batch before it is stored
         self.lock = threading.Lock()
 
-    def recall(self, rec: GenerativeRecaller, version: str, requests: Sequence[RecallRequest],
+    def recall(self, rec: ServedRecaller, version: str, requests: Sequence[RecallRequest],
                k: int, beam: int) -> dict[str, Channel]:
         """Channel (item -> probability of its SID path) per user key; users whose model view of
         the history is empty get nothing (popularity covers them)."""
         return self.finish(self.start(rec, version, requests, k, beam))
 
-    def start(self, rec: GenerativeRecaller, version: str, requests: Sequence[RecallRequest],
+    def start(self, rec: ServedRecaller, version: str, requests: Sequence[RecallRequest],
               k: int, beam: int) -> PendingRecall:
         """Cache lookups, then one search for the misses, submitted (a search process starts
         it at once: see ``streams.runtime.stages.model_stage``)."""

@@ -28,10 +28,30 @@ def _cmd_bench_recall(args: argparse.Namespace) -> int:
     from models.recall.beam import SEARCH_CHUNK
     from models.recall.bench import bench_recall
 
+    if args.synthetic_items:
+        return _cmd_bench_scale(args)
     res = bench_recall(args.artifact, args.data, users=args.users,
                        batch_size=args.batch_size or SEARCH_CHUNK, beam=args.beam, k=args.k,
                        exclude=args.exclude, int8=args.int8)
     print(json.dumps(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def _cmd_bench_scale(args: argparse.Namespace) -> int:
+    # lazy: torch and the models load only when the command runs
+    from models.recall.sidrec_scale import bench_scale
+
+    rows = [bench_scale(int(n), users=args.users, beam=args.beam, seed=args.seed)
+            for n in args.synthetic_items.split(",")]
+    print(f"{'items':>9} {'beam u/s':>9} {'item u/s':>9} {'hybrid u/s':>10} {'trie MB':>8} "
+          f"{'item table MB':>13}")
+    for r in rows:
+        print(f"{r['items']:>9} {r['beam_users_per_s']:>9.0f} {r['item_users_per_s']:>9.0f} "
+              f"{r['hybrid_users_per_s']:>10.0f} {r['trie_mb']:>8.1f} {r['item_table_mb']:>13.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows}, indent=2))
     return 0
 
 
@@ -75,6 +95,11 @@ def add_commands(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--exclude", action="store_true", help="exclude each user's history")
     p.add_argument("--int8", action="store_true", help="int8 linear layers, as the worker serves")
+    p.add_argument("--synthetic-items", default=None, metavar="N,N,...",
+                   help="instead: SIDRec's users/s per decoding mode and memory on synthetic "
+                        "catalogues of these sizes (random SIDs and weights: speed only), e.g. "
+                        "10000,100000,1000000")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.set_defaults(func=_cmd_bench_recall)
 
     p = bench_sub.add_parser("rank", help="ranker: torch eager vs onnxruntime, candidates/s")

@@ -7,10 +7,48 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from streams.cli.common import add_common, setup_torch
 
 log = logging.getLogger(__name__)
+
+
+def _load_recaller(args: argparse.Namespace) -> Any:
+    """The artifact's recaller by its kind, with the command line's decoding overrides."""
+    # lazy: torch and the models load only when the command runs
+    from models.artifacts import load_manifest
+    from models.recall.recaller import GenerativeRecaller
+    from models.recall.sasrec import SASRecRecaller
+    from models.recall.sidrec_recaller import SIDRecRecaller
+
+    kind = load_manifest(Path(args.artifact), verify=False).kind
+    if kind == "sasrec":
+        return SASRecRecaller.load(args.artifact)
+    if kind == "sidrec":
+        rec = SIDRecRecaller.load(args.artifact)
+        rec.mode = args.mode or rec.mode
+        rec.weight = rec.weight if args.item_weight is None else args.item_weight
+        if args.new_item_boost is not None:
+            rec.new_item_boost = args.new_item_boost
+        return rec
+    gen = GenerativeRecaller.load(args.artifact)
+    if args.item_weight is not None:
+        gen.rerank = args.item_weight
+    if args.steer is not None:
+        gen.steer = args.steer
+    if args.int8:
+        gen.quantize()
+    return gen
+
+
+def _decoding(rec: Any) -> dict[str, Any]:
+    """How the recaller ranks, for the results file and its name."""
+    if hasattr(rec, "mode"):
+        return {"mode": rec.mode, "weight": rec.weight, "new_item_boost": rec.new_item_boost}
+    if hasattr(rec, "rerank"):
+        return {"rerank": rec.rerank, "steer": rec.steer, "int8": rec.int8}
+    return {}
 
 
 def _cmd_eval_recall(args: argparse.Namespace) -> int:
@@ -20,23 +58,31 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
     from models.data.dataset import load_dataset
     from models.recall.data import leave_one_out
     from models.recall.evaluate import evaluate, format_metrics
-    from models.recall.recaller import GenerativeRecaller
+    from models.recall.sidrec_eval import cold_items
 
-    rec = GenerativeRecaller.load(args.artifact)
-    if args.item_weight is not None:
-        rec.rerank = args.item_weight
-    if args.steer is not None:
-        rec.steer = args.steer
-    if args.int8:
-        rec.quantize()
+    rec = _load_recaller(args)
     ds = load_dataset(args.data)
+    data = leave_one_out(ds, args.split, rec.max_hist)
     t0 = time.time()
-    res = evaluate(rec, ds, leave_one_out(ds, args.split, rec.max_hist), args.split, args.beam)
-    res["eval_seconds"], res["rerank"] = round(time.time() - t0, 1), rec.rerank
-    res["steer"], res["int8"] = rec.steer, rec.int8
-    print(format_metrics(res))
-    name = (f"eval-{args.split}-beam{args.beam}-w{rec.rerank:g}-s{rec.steer:g}"
-            f"{'-int8' if rec.int8 else ''}.json")
+    res = evaluate(rec, ds, data, args.split, args.beam)
+    res["eval_seconds"] = round(time.time() - t0, 1)
+    res.update(_decoding(rec))
+    manifest = getattr(rec, "manifest", None)
+    held_out = set(manifest.config.get("held_out", [])) if manifest is not None else set()
+    if held_out:  # trained without them: add them through the catalogue path, then score
+        res["cold_items"] = cold_items(rec, ds, data, held_out, args.beam)
+    print(format_metrics({k: v for k, v in res.items() if k != "cold_items"}))
+    if held_out:
+        cold = res["cold_items"]
+        print(f"cold items: {cold['added']} of {cold['held_out_items']} held-out items added, "
+              f"{cold['cold_target_users']} users with a cold target: R@10 "
+              f"{cold['cold'].get('recall@10', float('nan')):.4f} N@10 "
+              f"{cold['cold'].get('ndcg@10', float('nan')):.4f}; all users R@10 "
+              f"{cold['all']['recall@10']:.4f} N@10 {cold['all']['ndcg@10']:.4f}")
+    d = _decoding(rec)
+    tag = (f"-{d['mode']}-w{d['weight']:g}-b{d['new_item_boost']:g}" if "mode" in d else
+           f"-w{d['rerank']:g}-s{d['steer']:g}{'-int8' if d['int8'] else ''}" if d else "")
+    name = f"eval-{args.split}-beam{args.beam}{tag}.json"
     out = Path(args.json) if args.json else resolve(Path(args.artifact)) / name
     out.write_text(json.dumps(res, indent=2))
     if args.update_manifest:
@@ -89,6 +135,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "default: the weight tuned on validation, stored in the artifact)")
     p.add_argument("--steer", type=float, default=None,
                    help="beam look-ahead by the item head (0: off; default: the artifact's)")
+    p.add_argument("--mode", choices=("hybrid", "beam", "item"), default=None,
+                   help="SIDRec artifacts: decoding mode (default: the one chosen on validation)")
+    p.add_argument("--new-item-boost", type=float, default=None,
+                   help="SIDRec artifacts: logit bonus of items added after training (the "
+                        "held-out cold items; default: the artifact's, 0)")
     p.set_defaults(func=_cmd_eval_recall)
 
     p = sub.add_parser("eval-coldstart", help="cold-start recall from user profiles on "

@@ -1,5 +1,5 @@
-"""``sidstream train-tokenizer | train-recall | train-sasrec | train-ranker | train-i2i |
-tune-recall``."""
+"""``sidstream train-tokenizer | train-recall | train-sasrec | train-sidrec | train-ranker |
+train-i2i | tune-recall``."""
 
 from __future__ import annotations
 
@@ -18,13 +18,18 @@ def _cmd_train_tokenizer(args: argparse.Namespace) -> int:
     setup_torch(args)
     # lazy: torch and the models load only when the command runs
     from models.data.dataset import load_dataset
+    from models.i2i.collab import collaborative_embeddings
     from models.sid.rqvae import RQVAEConfig
-    from models.sid.train import TokenizerTrainConfig, run_train_tokenizer
+    from models.sid.train import TokenizerTrainConfig, run_train_tokenizer, wants_collab
 
     cfg = TokenizerTrainConfig(rqvae=RQVAEConfig(n_levels=args.levels,
                                                  codebook_size=args.codebook_size),
-                               epochs=args.epochs, dup_vocab=args.dup_vocab, seed=args.seed)
-    path = run_train_tokenizer(load_dataset(args.data), Path(args.out), cfg)
+                               epochs=args.epochs, dup_vocab=args.dup_vocab,
+                               embedding=args.embedding, seed=args.seed)
+    ds = load_dataset(args.data)
+    embed = (lambda: collaborative_embeddings(ds, seed=args.seed)) if wants_collab(
+        ds, args.embedding) else None
+    path = run_train_tokenizer(ds, Path(args.out), cfg, embed=embed)
     print(path)
     return 0
 
@@ -60,6 +65,25 @@ def _cmd_train_sasrec(args: argparse.Namespace) -> int:
                             lr=args.lr, eval_every=args.eval_every, eval_users=args.eval_users,
                             patience=args.patience, seed=args.seed)
     print(run_train_sasrec(load_dataset(args.data), Path(args.out), cfg, test=not args.no_test))
+    return 0
+
+
+def _cmd_train_sidrec(args: argparse.Namespace) -> int:
+    setup_torch(args)
+    # lazy: torch and the models load only when the command runs
+    from models.data.dataset import load_dataset
+    from models.recall.sidrec_train import SIDRecTrainConfig, run_train_sidrec
+
+    model = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
+             "dropout": args.dropout, "id_embedding": not args.no_id_embedding,
+             "id_drop": args.id_drop, "sid_weight": args.sid_weight,
+             "sid_detach": not args.sid_shapes_encoder}
+    cfg = SIDRecTrainConfig(model=model, epochs=args.epochs, batch_size=args.batch_size,
+                            lr=args.lr, eval_every=args.eval_every, eval_users=args.eval_users,
+                            patience=args.patience, beam=args.beam, cold_items=args.cold_items,
+                            seed=args.seed)
+    print(run_train_sidrec(load_dataset(args.data), Path(args.tokenizer), Path(args.out), cfg,
+                           test=not args.no_test))
     return 0
 
 
@@ -127,6 +151,24 @@ def _cmd_tune_recall(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_item_level_args(p: argparse.ArgumentParser) -> None:
+    """Size and optimiser of the item-level models (SASRec baseline, SIDRec), same defaults."""
+    p.add_argument("--epochs", type=int, default=200, help="at most (early stopping)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=0.5)
+
+
+def _add_stopping_args(p: argparse.ArgumentParser) -> None:
+    """Their stopping rule: validation every N epochs, stop after ``patience`` without gain."""
+    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--eval-users", type=int, default=0, help="validation sample (0: all)")
+    p.add_argument("--patience", type=int, default=4)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-tokenizer", help="item embeddings -> RQ-VAE -> semantic IDs")
     add_common(p)
@@ -135,6 +177,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--levels", type=int, default=3)
     p.add_argument("--codebook-size", type=int, default=256)
     p.add_argument("--dup-vocab", type=int, default=64, help="cap of the collision token")
+    p.add_argument("--embedding", choices=("auto", "text", "collab"), default="auto",
+                   help="item vectors to quantize: text (MiniLM), collab (item2vec over the "
+                        "training sequences), auto: text when any item has text")
     p.set_defaults(func=_cmd_train_tokenizer)
 
     p = sub.add_parser("train-recall", help="train the generative recall model (+ test eval)")
@@ -163,19 +208,31 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        " in the recall harness: fixed epochs, early stop on validation")
     add_common(p)
     p.add_argument("--out", default="artifacts/sasrec")
-    p.add_argument("--epochs", type=int, default=200, help="at most (early stopping)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=2)
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--eval-every", type=int, default=5)
-    p.add_argument("--eval-users", type=int, default=0, help="validation sample (0: all)")
-    p.add_argument("--patience", type=int, default=4)
+    _add_item_level_args(p)
+    _add_stopping_args(p)
     p.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
     p.set_defaults(func=_cmd_train_sasrec)
 
+    p = sub.add_parser("train-sidrec", help="SIDRec: item-level transformer over semantic-ID "
+                       "item embeddings, SID beam + item head (+ test ablation, cold items)")
+    add_common(p)
+    p.add_argument("--tokenizer", default="artifacts/tokenizer", help="artifact or its root")
+    p.add_argument("--out", default="artifacts/sidrec")
+    _add_item_level_args(p)
+    p.add_argument("--no-id-embedding", action="store_true", help="items by their codes only")
+    p.add_argument("--id-drop", type=float, default=0.1,
+                   help="share of items trained without their id part (as cold items serve)")
+    p.add_argument("--sid-weight", type=float, default=1.0, help="weight of the SID head's loss")
+    p.add_argument("--sid-shapes-encoder", action="store_true",
+                   help="let the SID head's loss train the encoder too (default: it only reads "
+                        "the encoder's states)")
+    _add_stopping_args(p)
+    p.add_argument("--beam", type=int, default=20)
+    p.add_argument("--cold-items", type=float, default=0.0,
+                   help="share of items held out of training, added back through the catalogue "
+                        "path for the cold-item evaluation")
+    p.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
+    p.set_defaults(func=_cmd_train_sidrec)
     p = sub.add_parser("train-ranker", help="train the CTR/CVR ranker, export ONNX, save artifact")
     p.add_argument("dataset", help="'movielens' or a shared-format directory")
     p.add_argument("--out", default=None,

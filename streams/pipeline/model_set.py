@@ -19,14 +19,14 @@ from models.sid.embeddings import encode_texts
 if TYPE_CHECKING:
     from export.serving import RankerSession
     from models.data.dataset import ItemMeta
-    from models.recall.recaller import GenerativeRecaller
+    from models.recall.serving import ServedRecaller
 
 
 @dataclass(frozen=True)
 class ModelSet:
     """What one micro-batch uses; replaced as a whole on a hot swap."""
 
-    recaller: GenerativeRecaller | None = None
+    recaller: ServedRecaller | None = None
     ranker: RankerSession | None = None
     recall_version: str = ""
     ranker_version: str = ""

@@ -28,8 +28,9 @@ import torch
 from export.serving import RankerSession
 from models.artifacts import pointer, resolve, versions
 from models.i2i.deepi2i import load_similar
-from models.recall.recaller import GenerativeRecaller
 from models.recall.search_process import RemoteRecaller
+from models.recall.serving import load_recaller
+from models.recall.sidrec_recaller import SIDRecRecaller
 from streams.metrics import Metrics
 from streams.pipeline.model_set import (
     ModelSet,
@@ -54,7 +55,9 @@ def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
     if kind == "i2i":
         return load_similar(directory)
     if kind == "recall":
-        rec = GenerativeRecaller.load(directory)
+        rec = load_recaller(directory)
+        if isinstance(rec, SIDRecRecaller):  # one small encoder pass + search: in-process, fp32
+            return rec
         if settings.models.model_int8:
             rec.quantize()
         if settings.models.model_process:

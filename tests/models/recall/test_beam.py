@@ -95,7 +95,7 @@ def test_dense_and_sparse_exclusion_agree(recaller: GenerativeRecaller,
 
     exclude = [{3, 4, 5, 6}, {10, 11}, set(), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}]
     dense = recaller.recall(HISTORIES, k=8, beam=6, exclude=exclude)
-    monkeypatch.setattr(beam._Excluder, "DENSE_LIMIT", 0)
+    monkeypatch.setattr(beam.Excluder, "DENSE_LIMIT", 0)
     sparse = recaller.recall(HISTORIES, k=8, beam=6, exclude=exclude)
     assert np.array_equal(dense.items, sparse.items)
     for row, ex in zip(dense.items, exclude, strict=True):

@@ -25,3 +25,15 @@ def test_rqvae_and_sid_table_round_trip(tmp_path: Path) -> None:
     x = torch.randn(5, 8)
     for a, b in zip(model2.encode_candidates(x), model.encode_candidates(x), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_a_table_saved_without_an_item_never_reuses_a_collision_index(tmp_path: Path) -> None:
+    model = RQVAE(RQVAEConfig(in_dim=8, hidden=(16,), latent_dim=4, n_levels=2,
+                              codebook_size=4)).eval()
+    table = SidTable(2, 4, 4)
+    for item in (1, 2, 3):
+        table.add(item, np.array((0, 1)))  # SIDs (0, 1, 0), (0, 1, 1), (0, 1, 2)
+    del table.sids[2]  # held out of training: the saved table has a gap
+    save_tokenizer_files(tmp_path, model, table)
+    _, loaded = load_tokenizer_files(tmp_path)
+    assert loaded.add(2, np.array((0, 1))) == (0, 1, 3)  # not item 3's (0, 1, 2)

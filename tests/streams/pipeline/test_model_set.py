@@ -44,3 +44,20 @@ def test_upsert_gives_sid_and_ranker_row_and_keeps_known_sids(model_dir: Path) -
     assert 45 in rec.table.sids and rec.trie.n_items == 41
     assert ranker.features.table[45][0] == ranker.features.unknown_id  # untrained id
     assert (ranker.features.table[45][4:6] > 0).all()  # its SID codes are features
+
+
+def test_a_sidrec_artifact_serves_the_generative_channel_and_takes_upserts(
+        tmp_path: Path) -> None:
+    import torch
+
+    from tests.fixtures.stream_models import build_sidrec_model_dir
+
+    torch.set_num_threads(1)
+    pipe, _, watcher = make(build_sidrec_model_dir(tmp_path), quota_covisit=0, quota_popular=0)
+    assert type(pipe.models.recaller).__name__ == "SIDRecRecaller"
+    meta = item_meta(5)  # same text as item 5: same codes, next collision slot
+    clone = type(meta)(77, meta.title, meta.brand, meta.categories, meta.price)
+    assert apply_upserts(pipe.models, [clone], watcher.upserts) == 1
+    out = pipe.process([rec("u4", 3, n=1), rec("u4", 4, n=2)], {}.get)
+    items = {c.item_id: c.source for c in lists_of(out)["u4"]}
+    assert items.get(5) == GENERATIVE and items.get(77) == GENERATIVE

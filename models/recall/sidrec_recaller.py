@@ -1,0 +1,161 @@
+"""``SIDRecRecaller``: a trained SIDRec with its frozen tokenizer, as the stream serves it.
+
+    rec = SIDRecRecaller.load("artifacts/sidrec")             # LATEST version, validated
+    res = rec.recall([[12, 7, 301], [5]], k=10, exclude=[{12, 7, 301}, {5}])
+    rec.add_item(99999, "New lipstick | Brand | Beauty > Makeup")  # SID, trie, item table
+
+An artifact (kind ``sidrec``) is self-contained: RQ-VAE, SID table, model weights and the
+decoding chosen on validation (``mode``, ``weight``; see ``models/recall/sidrec_search.py``).
+A catalogue upsert gives the item a SID through the frozen tokenizer, puts it in the trie (the
+beam can generate it) and in the model's item table (the item head scores it by its codes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.artifacts import ArtifactError, Manifest, load_manifest, resolve, write_artifact
+from models.recall.beam import Excluder, RecallResult
+from models.recall.sasrec import left_pad
+from models.recall.sidrec import SIDRec, SIDRecConfig
+from models.recall.sidrec_search import MODES, rank
+from models.sid.rqvae import RQVAE
+from models.sid.table import SidTable
+from models.sid.tokenizer import (
+    known_item_sid,
+    load_tokenizer_files,
+    new_item_sid,
+    save_tokenizer_files,
+)
+from models.sid.trie import SidTrie
+
+log = logging.getLogger(__name__)
+
+KIND, FORMAT, WEIGHTS = "sidrec", 1, "sidrec.pt"
+
+
+class SIDRecRecaller:
+    def __init__(self, rqvae: RQVAE, table: SidTable, model: SIDRec, mode: str = "hybrid",
+                 weight: float = 1.0, n_last_candidates: int = 16) -> None:
+        if model.cfg.vocab_sizes != table.vocab_sizes:
+            raise ValueError(f"model SID vocab {model.cfg.vocab_sizes} != table "
+                             f"{table.vocab_sizes}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.rqvae, self.table, self.model = rqvae.eval(), table, model.eval()
+        self.mode, self.weight = mode, weight
+        self.new_item_boost = 0.0  # logit bonus of items added after training (item head)
+        self.max_hist, self.n_last_candidates = model.cfg.max_len, n_last_candidates
+        self.trie = SidTrie.from_sids(table.vocab_sizes, ((s, i) for i, s in table.sids.items()))
+        self.manifest: Manifest | None = None  # set by load()
+        self._table: torch.Tensor | None = None  # item embeddings, rebuilt after an upsert
+
+    @property
+    def n_items(self) -> int:
+        return self.trie.n_items
+
+    def item_table(self) -> torch.Tensor:
+        if self._table is None:
+            with torch.no_grad():
+                self._table = self.model.item_table()
+        return self._table
+
+    @torch.no_grad()
+    def states(self, histories: list[list[int]]) -> torch.Tensor:
+        """User states [U, d]: the encoder's output after each history's last known item."""
+        present = self.model.present
+        rows = [[i for i in h if 0 < i < len(present) and present[i]] for h in histories]
+        seq = left_pad(rows, self.max_hist, len(present) - 1)
+        return self.model.encode(seq, self.item_table())[:, -1]
+
+    @torch.no_grad()
+    def recall(self, histories: list[list[int]], k: int = 10, beam: int = 20,
+               exclude: list[set[int]] | None = None, batch_size: int = 256,
+               keys: Sequence[Hashable] | None = None) -> RecallResult:
+        """Top-``k`` item ids per chronological history (unknown items skipped); never an item
+        of ``exclude[u]``; rows padded with -1 / -inf. A history with no known item gets
+        nothing. ``keys`` is accepted for API parity with the token-level recaller."""
+        if exclude is not None and len(exclude) != len(histories):
+            raise ValueError("exclude must have one set per history")
+        items = np.full((len(histories), k), -1, np.int64)
+        scores = np.full((len(histories), k), -np.inf, np.float32)
+        for s in range(0, len(histories), batch_size):
+            hist = histories[s: s + batch_size]
+            ex = Excluder(None if exclude is None else exclude[s: s + batch_size], len(hist))
+            res = rank(self.model, self.trie, self.states(hist), self.item_table(), k, beam,
+                       self.mode, self.weight, ex, self.new_item_boost)
+            items[s: s + len(hist)], scores[s: s + len(hist)] = res.items, res.scores
+        empty = [u for u, h in enumerate(histories) if not self._known(h)]
+        items[empty], scores[empty] = -1, -np.inf
+        return RecallResult(items, scores)
+
+    def _known(self, history: list[int]) -> bool:
+        present = self.model.present
+        return any(0 < i < len(present) and bool(present[i]) for i in history)
+
+    def submit(self, histories: list[list[int]], k: int = 10, beam: int = 20,
+               exclude: list[set[int]] | None = None, keys: Sequence[Hashable] | None = None,
+               batch_size: int = 256) -> Callable[[], RecallResult]:
+        """``recall`` as a job: the returned function gives its result."""
+        return lambda: self.recall(histories, k, beam, exclude, batch_size, keys)
+
+    @torch.no_grad()
+    def add_item(self, item: int, text: str | None = None, vector: np.ndarray | None = None
+                 ) -> tuple[int, ...]:
+        """Catalogue upsert: frozen encoder + quantizer -> unique SID -> trie and item table.
+        Known items keep their SID. Give the item's text, or a precomputed embedding."""
+        if item in self.table.sids:
+            return self.table.sids[item]
+        sid = new_item_sid(self.rqvae, self.table, item, text, vector, self.n_last_candidates)
+        self._insert(item, sid)
+        return sid
+
+    def add_known(self, item: int, sid: tuple[int, ...]) -> None:
+        """Insert an item whose SID another copy of this artifact assigned."""
+        if item not in self.table.sids:
+            self._insert(item, known_item_sid(self.table, item, sid))
+
+    def _insert(self, item: int, sid: tuple[int, ...]) -> None:
+        self.trie.insert(sid, item)
+        self.model.add_items(torch.tensor([item]), torch.tensor([sid]), trained=False)
+        self._table = None
+
+    # ---------------------------------------------------------------- artifact
+    def save(self, root: Path, data_hash: str, config: dict[str, Any],
+             metrics: dict[str, Any]) -> Path:
+        def writer(d: Path) -> None:
+            save_tokenizer_files(d, self.rqvae, self.table)
+            torch.save(self.model.state_dict(), d / WEIGHTS)
+
+        config = {**config, "model": asdict(self.model.cfg), "mode": self.mode,
+                  "weight": self.weight, "new_item_boost": self.new_item_boost,
+                  "rows": self.model.n_rows}
+        return write_artifact(root, KIND, FORMAT, data_hash, config, metrics, writer)
+
+    @classmethod
+    def load(cls, path: Path | str) -> SIDRecRecaller:
+        """Load and validate an artifact (a version dir, or a root with LATEST); raises
+        ``ArtifactError`` for missing, corrupt or incompatible ones."""
+        man = load_manifest(Path(path), kind=KIND, fmt=FORMAT)
+        d = resolve(Path(path))
+        try:
+            rqvae, table = load_tokenizer_files(d)
+            mc = man.config["model"]
+            model = SIDRec(SIDRecConfig(**{**mc, "vocab_sizes": tuple(mc["vocab_sizes"])}))
+            state = torch.load(d / WEIGHTS, map_location="cpu", weights_only=True)
+            rows = int(man.config["rows"])
+            model.add_items(torch.tensor([rows - 1]), torch.full((1, model.cfg.levels), -1))
+            model.load_state_dict(state)
+            rec = cls(rqvae, table, model, str(man.config["mode"]), float(man.config["weight"]))
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise ArtifactError(f"{d}: cannot load a SIDRec artifact: {exc}") from exc
+        rec.new_item_boost = float(man.config.get("new_item_boost", 0.0))
+        rec.manifest = man
+        return rec
