@@ -67,12 +67,21 @@ class SIDRecRecaller:
                 self._table = self.model.item_table()
         return self._table
 
+    def reset_item_table(self) -> None:
+        """Drop the cached item embeddings (after an upsert or a weight update)."""
+        self._table = None
+
+    def known_items(self, histories: list[list[int]]) -> list[list[int]]:
+        """Each history without the items the catalogue does not hold."""
+        present = self.model.present.numpy()
+        n = len(present)
+        return [[i for i in h if 0 < i < n and present[i]] for h in histories]
+
     @torch.no_grad()
-    def states(self, histories: list[list[int]]) -> torch.Tensor:
-        """User states [U, d]: the encoder's output after each history's last known item."""
-        present = self.model.present
-        rows = [[i for i in h if 0 < i < len(present) and present[i]] for h in histories]
-        seq = left_pad(rows, self.max_hist, len(present) - 1)
+    def states(self, rows: list[list[int]]) -> torch.Tensor:
+        """User states [U, d] of ``known_items`` histories: the encoder's output after each
+        one's last item."""
+        seq = left_pad(rows, self.max_hist, self.model.n_rows - 1)
         return self.model.encode(seq, self.item_table())[:, -1]
 
     @torch.no_grad()
@@ -84,21 +93,18 @@ class SIDRecRecaller:
         nothing. ``keys`` is accepted for API parity with the token-level recaller."""
         if exclude is not None and len(exclude) != len(histories):
             raise ValueError("exclude must have one set per history")
-        items = np.full((len(histories), k), -1, np.int64)
-        scores = np.full((len(histories), k), -np.inf, np.float32)
-        for s in range(0, len(histories), batch_size):
-            hist = histories[s: s + batch_size]
-            ex = Excluder(None if exclude is None else exclude[s: s + batch_size], len(hist))
-            res = rank(self.model, self.trie, self.states(hist), self.item_table(), k, beam,
+        rows = self.known_items(histories)
+        items = np.full((len(rows), k), -1, np.int64)
+        scores = np.full((len(rows), k), -np.inf, np.float32)
+        for s in range(0, len(rows), batch_size):
+            part = rows[s: s + batch_size]
+            ex = Excluder(None if exclude is None else exclude[s: s + batch_size], len(part))
+            res = rank(self.model, self.trie, self.states(part), self.item_table(), k, beam,
                        self.mode, self.weight, ex, self.new_item_boost)
-            items[s: s + len(hist)], scores[s: s + len(hist)] = res.items, res.scores
-        empty = [u for u, h in enumerate(histories) if not self._known(h)]
+            items[s: s + len(part)], scores[s: s + len(part)] = res.items, res.scores
+        empty = [u for u, r in enumerate(rows) if not r]
         items[empty], scores[empty] = -1, -np.inf
         return RecallResult(items, scores)
-
-    def _known(self, history: list[int]) -> bool:
-        present = self.model.present
-        return any(0 < i < len(present) and bool(present[i]) for i in history)
 
     def submit(self, histories: list[list[int]], k: int = 10, beam: int = 20,
                exclude: list[set[int]] | None = None, keys: Sequence[Hashable] | None = None,
@@ -125,7 +131,7 @@ class SIDRecRecaller:
     def _insert(self, item: int, sid: tuple[int, ...]) -> None:
         self.trie.insert(sid, item)
         self.model.add_items(torch.tensor([item]), torch.tensor([sid]), trained=False)
-        self._table = None
+        self.reset_item_table()
 
     # ---------------------------------------------------------------- artifact
     def save(self, root: Path, data_hash: str, config: dict[str, Any],

@@ -69,8 +69,7 @@ def training_windows(ds: SeqDataset, max_hist: int, held_out: set[int]) -> torch
     """[W, max_hist + 1] left-padded windows of ``items[:-2]`` without held-out items."""
     wins = [[i for i in w if i not in held_out] for w in train_windows(ds, max_hist + 1)]
     n_items = max(ds.items, default=0)
-    data = left_pad([w for w in wins if len(w) > 1], max_hist + 1, n_items)
-    return data
+    return left_pad([w for w in wins if len(w) > 1], max_hist + 1, n_items)
 
 
 def build_recaller(rqvae: RQVAE, table: SidTable, n_items: int, cfg: SIDRecTrainConfig,
@@ -79,8 +78,7 @@ def build_recaller(rqvae: RQVAE, table: SidTable, n_items: int, cfg: SIDRecTrain
     warm = SidTable(table.n_levels, table.codebook_size, table.dup_vocab, moved=table.moved)
     for item, sid in table.sids.items():
         if item not in held_out:
-            warm.sids[item] = sid  # next free collision index: above every one in use
-            warm.prefix_count[sid[:-1]] = max(warm.prefix_count[sid[:-1]], sid[-1] + 1)
+            warm.put(item, sid)
     model = SIDRec(SIDRecConfig(vocab_sizes=table.vocab_sizes, n_items=n_items,
                                 max_len=cfg.max_hist, **cfg.model))
     rows = torch.tensor(sorted(warm.sids), dtype=torch.long)
@@ -108,7 +106,7 @@ def _epoch(model: SIDRec, opt: torch.optim.Optimizer, data: torch.Tensor, batch_
 
 def _score(rec: SIDRecRecaller, valid: Split, beam: int) -> dict[str, float]:
     rec.model.eval()
-    rec._table = None  # weights changed since the last evaluation
+    rec.reset_item_table()  # the weights changed since the last evaluation
     return rank_metrics(recaller_ranking(rec, valid, 10, beam, False, batch_size=256,
                                          progress=False), valid.targets)
 

@@ -53,6 +53,14 @@ class SidTable:
         raise SidOverflowError(f"item {item}: all {len(cands)} candidate prefixes are full "
                                f"(dup_vocab={self.dup_vocab})")
 
+    def put(self, item: int, sid: tuple[int, ...]) -> None:
+        """Record an already assigned SID (a saved table, a copy of one). The prefix's next
+        collision index stays above every index in use, so a table holding only some of the
+        items it was built from (a gap) never hands out a taken SID."""
+        self.sids[item] = sid
+        head = sid[:-1]
+        self.prefix_count[head] = max(self.prefix_count[head], sid[-1] + 1)
+
     def array(self, items: np.ndarray) -> np.ndarray:
         """SIDs of ``items`` as [N, L+1] int64 (-1 rows for unknown items)."""
         out = np.full((len(items), self.n_levels + 1), -1, np.int64)

@@ -39,10 +39,7 @@ def load_tokenizer_files(path: Path) -> tuple[RQVAE, SidTable]:
         n_levels, k, dup, moved = (int(v) for v in z["meta"])
         table = SidTable(n_levels, k, dup, moved=moved)
         for item, sid in zip(z["items"].tolist(), z["sids"].tolist(), strict=True):
-            table.sids[item] = tuple(sid)  # next free collision index: above every one in
-            # use (a table saved without some items has gaps)
-            head = tuple(sid[:-1])
-            table.prefix_count[head] = max(table.prefix_count[head], sid[-1] + 1)
+            table.put(item, tuple(sid))
     return model, table
 
 

@@ -18,21 +18,19 @@ def _load_recaller(args: argparse.Namespace) -> Any:
     """The artifact's recaller by its kind, with the command line's decoding overrides."""
     # lazy: torch and the models load only when the command runs
     from models.artifacts import load_manifest
-    from models.recall.recaller import GenerativeRecaller
     from models.recall.sasrec import SASRecRecaller
+    from models.recall.serving import load_recaller
     from models.recall.sidrec_recaller import SIDRecRecaller
 
-    kind = load_manifest(Path(args.artifact), verify=False).kind
-    if kind == "sasrec":
-        return SASRecRecaller.load(args.artifact)
-    if kind == "sidrec":
-        rec = SIDRecRecaller.load(args.artifact)
-        rec.mode = args.mode or rec.mode
-        rec.weight = rec.weight if args.item_weight is None else args.item_weight
+    if load_manifest(Path(args.artifact), verify=False).kind == "sasrec":
+        return SASRecRecaller.load(args.artifact)  # the baseline: not a served kind
+    gen = load_recaller(args.artifact)
+    if isinstance(gen, SIDRecRecaller):
+        gen.mode = args.mode or gen.mode
+        gen.weight = gen.weight if args.item_weight is None else args.item_weight
         if args.new_item_boost is not None:
-            rec.new_item_boost = args.new_item_boost
-        return rec
-    gen = GenerativeRecaller.load(args.artifact)
+            gen.new_item_boost = args.new_item_boost
+        return gen
     if args.item_weight is not None:
         gen.rerank = args.item_weight
     if args.steer is not None:
@@ -66,7 +64,8 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
     t0 = time.time()
     res = evaluate(rec, ds, data, args.split, args.beam)
     res["eval_seconds"] = round(time.time() - t0, 1)
-    res.update(_decoding(rec))
+    d = _decoding(rec)
+    res.update(d)
     manifest = getattr(rec, "manifest", None)
     held_out = set(manifest.config.get("held_out", [])) if manifest is not None else set()
     if held_out:  # trained without them: add them through the catalogue path, then score
@@ -79,7 +78,6 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
               f"{cold['cold'].get('recall@10', float('nan')):.4f} N@10 "
               f"{cold['cold'].get('ndcg@10', float('nan')):.4f}; all users R@10 "
               f"{cold['all']['recall@10']:.4f} N@10 {cold['all']['ndcg@10']:.4f}")
-    d = _decoding(rec)
     tag = (f"-{d['mode']}-w{d['weight']:g}-b{d['new_item_boost']:g}" if "mode" in d else
            f"-w{d['rerank']:g}-s{d['steer']:g}{'-int8' if d['int8'] else ''}" if d else "")
     name = f"eval-{args.split}-beam{args.beam}{tag}.json"
