@@ -18,7 +18,8 @@ def _cmd_bench_stream(args: argparse.Namespace) -> int:
         data=args.data, model_dir=Path(args.model_dir), warm_events=args.warm_events,
         events=args.events, rates=tuple(float(r) for r in args.rates.split(",")),
         rate_seconds=args.rate_seconds, beams=beams,
-        threads=args.threads, json=Path(args.json) if args.json else None))
+        threads=args.threads, third_rate=not args.no_third_rate,
+        json=Path(args.json) if args.json else None))
     return 0
 
 
@@ -82,6 +83,8 @@ def add_commands(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate-seconds", type=float, default=30.0)
     p.add_argument("--beams", default="20,10,5", help="beam widths (the first: freshness case)")
     p.add_argument("--threads", type=int, default=1, help="worker model threads (0: per core)")
+    p.add_argument("--no-third-rate", action="store_true",
+                   help="skip the freshness case at 1/3 of the full pipeline's throughput")
     p.add_argument("--json", default=None, help="also write the results to this file")
     p.set_defaults(func=_cmd_bench_stream)
 

@@ -16,11 +16,16 @@ user in one recompute, a list replaced before it was written), not when it reach
 state; a case ends when every measured event is accounted for, so the last lists are in its
 throughput and freshness. ``accounted`` in the results says how.
 
-Cases: ``limit`` (no model work: consume, state, co-visitation + popularity lists, Redis),
-the full pipeline at each beam width, and the full pipeline at ``rate`` events/s. Co-visitation
+Cases: ``bare`` (``streams/jobs/bench_bare.py``: the measured events through a bare aiokafka
+consumer that SETs each one in Redis, no faust, no state: the ceiling of this broker, Redis
+and machine), ``limit`` (no model work: consume, state, co-visitation + popularity lists,
+Redis), the full pipeline at each beam width, the full pipeline at each of ``rates`` events/s
+and at one third of the first full case's measured throughput (``third_rate``). Co-visitation
 and popularity are seeded from the data set in every case, so the difference is the models'.
 The worker's CPU (cores busy, from /proc) and resident memory are reported per case, its search
-process (``SIDSTREAM_MODEL_PROCESS``) included.
+process (``SIDSTREAM_MODEL_PROCESS``) included. The run ends with :func:`checks` (full / limit,
+limit / bare, p99 freshness at one third: ratios that hold on any machine of this kind, and the
+absolute targets) and the mean history length of the measured users (:func:`history_lengths`).
 
 The measured worker batches its changelog records as it would on Apache Kafka
 (``SIDSTREAM_BROKER_KIND=kafka``); the warm-up worker writes single-record batches, so that the
@@ -33,21 +38,25 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from infra.embedded import embedded_stack, free_port
+from infra.procstat import cpu_seconds, memory_mb
 from infra.scrape import Snapshot, accounted
 from infra.worker_process import WorkerProcess
 from models.artifacts import latest
 from models.data.dataset import load_dataset
 from streams.channels.seed import SEED_FILE
 from streams.contracts.events import event_to_json
+from streams.jobs.bench_bare import run_bare_case
 from streams.jobs.replay import event_of, interactions, make_producer, pace
 from streams.jobs.seed import build_seed
 from streams.runtime.topics import ensure_topics
@@ -71,6 +80,7 @@ class StreamBenchConfig:
     rate_seconds: float = 30.0
     beams: tuple[int, ...] = (20, 10, 5)
     threads: int = 1  # SIDSTREAM_MODEL_THREADS of the worker (0: one per core)
+    third_rate: bool = True  # a freshness case at 1/3 of the first full case's throughput
     json: Path | None = None
 
 
@@ -111,20 +121,59 @@ def cases(cfg: StreamBenchConfig) -> list[Case]:
 def run_bench_stream(cfg: StreamBenchConfig) -> list[CaseResult]:
     ds = load_dataset(cfg.data)
     order = interactions(ds)
-    n_fixed = int(max(cfg.rates) * cfg.rate_seconds)
+    n_fixed = int(max(cfg.rates, default=0.0) * cfg.rate_seconds)
     need = cfg.warm_events + max(cfg.events, n_fixed)
     if need > len(order):
         raise ValueError(f"{cfg.data} has {len(order)} events, the bench needs {need}")
     workdir = Path(tempfile.mkdtemp(prefix="sidstream-bench-"))
     models = _model_dir(cfg, workdir)
-    results = []
-    for case in cases(cfg):
+    measured = order[cfg.warm_events: cfg.warm_events + cfg.events]
+    results = [_run_bare(ds, measured, workdir / "bare")]
+    print(_row(results[0]), flush=True)
+    todo = cases(cfg)
+    while todo:
+        case = todo.pop(0)
         n = int(case.rate * cfg.rate_seconds) if case.rate else cfg.events
-        res = _run_case(case, cfg, ds, order, n, models, workdir / case.name.replace(" ", "_"))
+        res = _run_case(case, cfg, ds, order, n, models, workdir / case.name.replace(" ", "_")
+                        .replace("/", "_"))
         print(_row(res), flush=True)
         results.append(res)
-    _report(results, cfg)
+        if cfg.third_rate and case.name == f"full beam {cfg.beams[0]}":
+            todo.insert(0, third_rate_case(cfg, res, len(order)))
+    _report(results, cfg, history_lengths(order, cfg.warm_events, cfg.events))
     return results
+
+
+def third_rate_case(cfg: StreamBenchConfig, full: CaseResult, n_order: int) -> Case:
+    """The freshness case at one third of the full pipeline's measured throughput (a load
+    that any machine's worker should carry with room to spare, whatever its speed)."""
+    rate = max(1.0, round(full.events_per_s / 3))
+    rate = min(rate, (n_order - cfg.warm_events) / cfg.rate_seconds)
+    return Case(f"full beam {cfg.beams[0]} @ 1/3 = {rate:g}/s",
+                {"SIDSTREAM_BEAM": str(cfg.beams[0])}, rate=rate)
+
+
+def history_lengths(order: list[Any], warm: int, n: int) -> dict[str, float]:
+    """Mean length of the measured users' histories when each measured event arrives (its
+    user's earlier events in the replay), beside the same mean over every event of the data
+    set (what a long-running stream sees): the warm-up is long enough when they are close."""
+    seen: Counter[int] = Counter()
+    measured, overall = [], []
+    for idx, it in enumerate(order):
+        if warm <= idx < warm + n:
+            measured.append(seen[it.user_id])
+        overall.append(seen[it.user_id])
+        seen[it.user_id] += 1
+    return {"measured_mean": round(float(np.mean(measured)), 2) if measured else 0.0,
+            "all_events_mean": round(float(np.mean(overall)), 2)}
+
+
+def _run_bare(ds: Any, todo: list[Any], workdir: Path) -> CaseResult:
+    bare, wall = run_bare_case(ds, todo, workdir, _produce)
+    span = max(bare.last_s - bare.first_s, 1e-9)
+    return CaseResult("bare", bare.events, round(wall, 2), round(bare.events_per_s, 1),
+                      0.0, cpu_cores=round(bare.cpu_s / span, 2), peak_rss_mb=bare.peak_rss_mb,
+                      accounted={"set": bare.events})
 
 
 def _model_dir(cfg: StreamBenchConfig, workdir: Path) -> Path:
@@ -189,7 +238,7 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
     before = worker.metrics()
     base = accounted(before)
     producer = threading.Thread(target=_produce, args=(settings, ds, todo, case.rate))
-    t0, cpu0 = time.monotonic(), _cpu_seconds(pid)
+    t0, cpu0 = time.monotonic(), cpu_seconds(pid)
     producer.start()
     samples: list[tuple[float, float]] = []
     deadline = t0 + max(600.0, 3 * n / max(case.rate, 1.0))
@@ -199,13 +248,13 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
         if done >= n:
             break
         time.sleep(POLL_S)
-    wall, cpu = time.monotonic() - t0, _cpu_seconds(pid) - cpu0
+    wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
     producer.join()
     if samples[-1][1] < n:
         raise TimeoutError(f"{case.name}: {samples[-1][1]:.0f} of {n} events have their list "
                            "in Redis")
     snap = worker.metrics()
-    rss, peak = _memory_mb(pid)
+    rss, peak = memory_mb(pid)
     res = CaseResult(case.name, n, round(wall, 2), round(_sustained(samples, n), 1),
                      round(case.rate or n / max(samples[0][0], 1e-9), 1),
                      cpu_cores=round(cpu / wall, 2), rss_mb=rss, peak_rss_mb=peak,
@@ -245,46 +294,6 @@ def _sustained(samples: list[tuple[float, float]], n: int) -> float:
     return 0.8 * n / (hi - lo) if hi > lo else n / max(samples[-1][0], 1e-9)
 
 
-def _tree(pid: int) -> list[int]:
-    """The worker and its child processes (the search process)."""
-    out = [pid]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def _cpu_seconds(pid: int) -> float:
-    total = 0.0
-    for p in _tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def _memory_mb(pid: int) -> tuple[float, float]:
-    """Resident and peak resident MB of the worker and its child processes together."""
-    rss = peak = 0.0
-    for p in _tree(pid):
-        try:
-            text = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            key, _, rest = line.partition(":")
-            if key == "VmRSS":
-                rss += int(rest.split()[0]) / 1024
-            elif key == "VmHWM":
-                peak += int(rest.split()[0]) / 1024
-    return round(rss, 1), round(peak, 1)
-
-
 def _mean(snap: Snapshot, name: str) -> float:
     count = snap.get(f"{name}_count")
     return snap.get(f"{name}_sum") / count if count else 0.0
@@ -309,17 +318,52 @@ def _row(r: CaseResult) -> str:
             f"{fresh}")
 
 
-def _report(results: list[CaseResult], cfg: StreamBenchConfig) -> None:
-    limit = next(r for r in results if r.name == "limit")
-    full = results[1]
+def checks(results: list[CaseResult], beam: int) -> dict[str, dict[str, Any]]:
+    """The benchmark's targets, each with its value and whether it holds: the ratios hold on
+    any machine of this kind (absolute figures move 2-5x between them), the absolute ones on
+    the machine the README quotes. A check whose cases did not run is left out."""
+    by = {r.name: r for r in results}
+    full, limit, bare = by.get(f"full beam {beam}"), by.get("limit"), by.get("bare")
+    out: dict[str, dict[str, Any]] = {}
+
+    def check(name: str, value: float, target: float, at_most: bool = False) -> None:
+        ok = value <= target if at_most else value >= target
+        out[name] = {"value": round(value, 3), "target": target, "ok": bool(ok),
+                     "rule": "<=" if at_most else ">="}
+
+    if full and limit:
+        check("full_over_limit", full.events_per_s / limit.events_per_s, 0.60)
+        check("full_events_per_s", full.events_per_s, 1000.0)
+    if limit and bare:
+        check("limit_over_bare", limit.events_per_s / bare.events_per_s, 0.50)
+    for r in results:
+        if r.freshness_ms and "1/3" in r.name:
+            check("p99_ms_at_one_third", r.freshness_ms["p99"], 500.0, at_most=True)
+        elif r.freshness_ms and r.offered_per_s == 300.0:
+            check("p99_ms_at_300", r.freshness_ms["p99"], 500.0, at_most=True)
+    return out
+
+
+def _report(results: list[CaseResult], cfg: StreamBenchConfig,
+            history: dict[str, float]) -> None:
+    by = {r.name: r for r in results}
+    limit, full = by["limit"], by.get(f"full beam {cfg.beams[0]}", results[-1])
     fresh = "; ".join(f"at {r.offered_per_s:g}/s freshness p50 {r.freshness_ms['p50']:.0f} ms,"
                       f" p95 {r.freshness_ms['p95']:.0f} ms, p99 {r.freshness_ms['p99']:.0f} ms"
                       for r in results if r.freshness_ms)
+    verdicts = checks(results, cfg.beams[0])
+    print(f"measured users' history: {history['measured_mean']:.1f} events on average "
+          f"(over every event of the data set: {history['all_events_mean']:.1f})")
+    for name, c in verdicts.items():
+        print(f"  {name:<22} {c['value']:>10g} (target {c['rule']} {c['target']:g}): "
+              f"{'met' if c['ok'] else 'MISSED'}")
     print(f"stream bench: full pipeline {full.events_per_s:.0f} events/s "
           f"({full.events_per_s / limit.events_per_s:.0%} of the {limit.events_per_s:.0f}/s "
-          f"limit); {fresh}")
+          f"limit; limit at {limit.events_per_s / by['bare'].events_per_s:.0%} of bare "
+          f"consume -> SET {by['bare'].events_per_s:.0f}/s); {fresh}")
     if cfg.json:
         doc = {"config": {k: str(v) if isinstance(v, Path) else v
                           for k, v in asdict(cfg).items()},
+               "history": history, "checks": verdicts,
                "results": [asdict(r) for r in results]}
         cfg.json.write_text(json.dumps(doc, indent=2))

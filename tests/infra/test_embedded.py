@@ -17,11 +17,13 @@ def port_open(port: int) -> bool:
 def test_embedded_stack_starts_real_services_and_stops_what_it_started() -> None:
     with embedded_stack({}) as stack:
         assert stack.broker_kind == "tansu" and len(stack.procs) == 2
+        started = list(stack.procs)  # stop() clears stack.procs: keep the handles
+        assert all(p.poll() is None for p in started)
         assert redis.Redis.from_url(stack.redis_url).ping()
         broker_port = int(stack.broker.rsplit(":", 1)[1])
         redis_port = int(stack.redis_url.rsplit(":", 1)[1].split("/")[0])
         assert port_open(broker_port)
-    assert all(p.poll() is not None for p in stack.procs) or not stack.procs
+    assert stack.procs == [] and all(p.poll() is not None for p in started)
     assert not port_open(broker_port) and not port_open(redis_port)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -39,3 +40,10 @@ def test_embeddings_learn_pairs_and_text_helps_rare_items() -> None:
     res = evaluate_i2i(table, [[*s, s[-1] + 1] if s[-1] % 2 else s for s in seqs[:50]], cfg,
                        k=3)
     assert set(res) >= {"i2i/hr@3", "covisit/hr@3", "i2i/hr@3_tail", "users"}
+    # the rare item 40 has one co-occurrence (39); its other neighbours come from its text
+    # (group 3: the pairs 7-8, 15-16, ...) only when the text is side information
+    group = (np.arange(41) - 1) // 2 % 4
+    blind = similar_table(train_i2i(seqs, 41, dataclasses.replace(cfg, side_info=False), text,
+                                    progress=False), np.arange(1, 41), k=3)
+    assert 39 in table[40] and (group[table[40]] == 3).all()
+    assert (group[blind[40]] == 3).sum() < 3

@@ -16,7 +16,7 @@ from infra.embedded import free_port
 from streams.settings import ITEMS_TOPIC, Settings
 from tests.fixtures.helpers import eventually
 from tests.fixtures.stream_models import Served, copy_version, item_meta, start_served
-from tests.fixtures.worker_io import send
+from tests.fixtures.worker_io import now_ms, send
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,10 @@ def served(settings: Settings, trained_models: Path, tmp_path_factory: pytest.Te
            "SIDSTREAM_REDIS_URL": redis_url, "SIDSTREAM_MODEL_DIR": str(models),
            "SIDSTREAM_DATA_DIR": str(root / "faust"), "SIDSTREAM_METRICS_PORT": str(free_port()),
            "SIDSTREAM_MODEL_POLL_S": "0.5", "SIDSTREAM_QUOTA_COVISIT": "0",
-           "SIDSTREAM_QUOTA_POPULAR": "0"}
+           "SIDSTREAM_QUOTA_POPULAR": "0",
+           # 3 kept events: an ordered item leaves the sequence (where ``exclude_seen`` would
+           # hide it too) and only the ordered-item rule keeps it out of the lists
+           "SIDSTREAM_SEQ_LEN": "3"}
     served = start_served(env, root / "worker.log", models, redis_url)
     yield served
     served.worker.stop()
@@ -59,11 +62,16 @@ def test_ordered_items_never_reappear(served: Served, producer: KafkaProducer) -
     u = user("ord")
     send(producer, u, 5, "order")
     producer.flush()
-    for item in (3, 4, 4, 3, 2):
-        eid = send(producer, u, item)
+    base = now_ms()
+    # after 3, 4 the model's first item is 5 (test above); the last lists are computed from
+    # kept sequences without 5 in them
+    for k, item in enumerate((3, 4, 3, 4, 3, 4)):
+        ts = base + k  # the list answering this event carries its ts: not an earlier list
+        send(producer, u, item, ts=ts)
         producer.flush()
-        p = eventually(lambda: (q := served.recs(u)) and q, timeout_s=60)
-        assert p is not None and eid
+        p = eventually(lambda ts=ts: (q := served.recs(u)) and q["event_ts"] == ts and q,
+                       timeout_s=60)
+        assert p, (ts, served.recs(u))
         assert 5 not in {it["item_id"] for it in p["items"]}
 
 
