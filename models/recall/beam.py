@@ -56,16 +56,19 @@ class Excluder:
         self.active = bool(exclude) and any(exclude)  # type: ignore[arg-type]
         self.m = 1 + max((max(s) for s in exclude or [] if s), default=0)
         pairs = [(u, i) for u, s in enumerate(exclude or []) for i in s if i >= 0]
-        users = torch.tensor([p[0] for p in pairs], dtype=torch.long)
-        items = torch.tensor([p[1] for p in pairs], dtype=torch.long)
-        self.dense: torch.Tensor | None = None
-        self.keys = torch.zeros(0, dtype=torch.long)
-        if n_users * self.m <= self.DENSE_LIMIT:
-            self.dense = torch.zeros(n_users, self.m, dtype=torch.bool)
-            self.dense[users, items] = True
-        else:
-            self.keys = torch.sort(users * self.m + items).values
+        self.users = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+        self.items = torch.tensor([p[1] for p in pairs], dtype=torch.long)
+        self._dense: torch.Tensor | None = None  # built by the first ``mask``
+        self._keys: torch.Tensor | None = None
         self.n_users = n_users
+
+    def fill(self, scores: torch.Tensor, value: float) -> torch.Tensor:
+        """``scores`` [U, rows] (rows = item ids) with every excluded (user, item) cell set to
+        ``value``, in place: one scatter of the excluded pairs, no [U, rows] mask."""
+        if self.active:
+            keep = self.items < scores.shape[1]
+            scores[self.users[keep], self.items[keep]] = value
+        return scores
 
     def mask(self, items: torch.Tensor) -> torch.Tensor:
         """items [U, ...] (item ids, -1 = none) -> True where excluded for that user."""
@@ -74,9 +77,16 @@ class Excluder:
         inside = (items >= 0) & (items < self.m)
         clamped = torch.where(inside, items, 0)
         users = torch.arange(self.n_users).view(-1, *([1] * (items.dim() - 1)))
-        if self.dense is not None:
-            return self.dense[users.expand_as(items), clamped] & inside
-        return torch.isin(users * self.m + clamped, self.keys) & inside
+        if self._dense is None and self._keys is None:
+            if self.n_users * self.m <= self.DENSE_LIMIT:
+                self._dense = torch.zeros(self.n_users, self.m, dtype=torch.bool)
+                self._dense[self.users, self.items] = True
+            else:
+                self._keys = torch.sort(self.users * self.m + self.items).values
+        if self._dense is not None:
+            return self._dense[users.expand_as(items), clamped] & inside
+        assert self._keys is not None
+        return torch.isin(users * self.m + clamped, self._keys) & inside
 
 
 def children(trie: SidTrie, level: int, nodes: torch.Tensor) -> torch.Tensor:

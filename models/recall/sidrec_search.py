@@ -64,11 +64,7 @@ def item_logp(model: SIDRec, h: torch.Tensor, table: torch.Tensor, excl: Exclude
     logits = model.item_logits(h, table)
     if new_item_boost:
         logits = logits + new_item_boost * (model.present & ~model.has_id)
-    logp = logits.log_softmax(-1)
-    if excl.active:
-        rows = torch.arange(logp.shape[1]).expand_as(logp)
-        logp = logp.masked_fill(excl.mask(rows), NEG)
-    return logp
+    return excl.fill(logits.log_softmax(-1), NEG)
 
 
 def _top(items: torch.Tensor, score: torch.Tensor, k: int) -> RecallResult:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.recall import beam
 from models.recall.data import ItemTokens, make_batch
 from models.recall.model import SIDGPT
 from models.recall.recaller import GenerativeRecaller
@@ -91,7 +92,6 @@ def test_everything_excluded_gives_padding(recaller: GenerativeRecaller) -> None
 
 def test_dense_and_sparse_exclusion_agree(recaller: GenerativeRecaller,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from models.recall import beam
 
     exclude = [{3, 4, 5, 6}, {10, 11}, set(), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}]
     dense = recaller.recall(HISTORIES, k=8, beam=6, exclude=exclude)
@@ -135,3 +135,15 @@ def test_subtree_mass_is_the_item_heads_mass_under_each_prefix() -> None:
             under = items[nodes[:, lv] == node]
             want = logp[:, rows.lookup(under)].exp().sum(1)
             assert torch.allclose(got[:, node], want, rtol=1e-5)
+
+
+def test_excluder_fill_and_mask_agree_on_every_cell() -> None:
+    # item-head recall scatters the excluded pairs instead of a [users, catalogue] mask;
+    # both must hide exactly the same cells (ids past the score rows ignored)
+    exclude = [{0, 3, 9}, set(), {1, 2, 40}]
+    ex = beam.Excluder(exclude, 3)
+    rows = torch.arange(10).expand(3, 10)
+    filled = ex.fill(torch.zeros(3, 10), float("-inf"))
+    assert torch.equal(torch.isinf(filled), ex.mask(rows))
+    assert torch.isinf(filled).sum() == 5
+    assert not torch.isinf(beam.Excluder(None, 3).fill(torch.zeros(3, 10), -1.0)).any()
