@@ -36,6 +36,11 @@ class KafkaSettings:
     session_timeout_s: float = 10.0
     fetch_max_wait_ms: int = 20  # see streams.runtime.app.set_fetch_max_wait
 
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """Consumer-group heartbeat: a fifth of the session timeout, at least 1 s."""
+        return max(1.0, self.session_timeout_s / 5)
+
 
 @dataclass(frozen=True)
 class WorkerSettings:

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from streams.runtime.bare_path import BareResult
 from streams.runtime.topics import ensure_topics
 from streams.settings import Settings
 
+Produce = Callable[[Settings, Any, list[Any], float], None]  # (settings, ds, todo, rate)
+
 
 def run_bare_case(ds: Any, todo: list[Any], workdir: Path,
-                  produce: Any, timeout_s: float = 600.0) -> tuple[BareResult, float]:
+                  produce: Produce, timeout_s: float = 600.0) -> tuple[BareResult, float]:
     """Measure the bare path on ``todo``; returns its result and the wall seconds from the
     first event sent to the last one written. ``produce(settings, ds, todo, rate)`` sends."""
     workdir.mkdir(parents=True)
@@ -45,7 +48,7 @@ def run_bare_case(ds: Any, todo: list[Any], workdir: Path,
 
 
 def _measure(proc: subprocess.Popen[str], settings: Settings, ds: Any, todo: list[Any],
-             produce: Any, timeout_s: float, workdir: Path) -> tuple[BareResult, float]:
+             produce: Produce, timeout_s: float, workdir: Path) -> tuple[BareResult, float]:
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
         raise RuntimeError(f"bare path did not start (log: {workdir / 'bare.log'})")

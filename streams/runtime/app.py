@@ -56,7 +56,7 @@ def make_faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.kafka.replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.kafka.session_timeout_s,
-        broker_heartbeat_interval=max(1.0, settings.kafka.session_timeout_s / 5),
+        broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
         broker_commit_interval=1.0,
         # Tansu reports a partition's end offset as the last batch's first offset + 1: with
         # single-record batches changelog recovery is exact.

@@ -48,20 +48,19 @@ class BareResult:
         return 0.8 * self.events / span if span > 0 else self.events / max(self.last_s, 1e-9)
 
 
-async def run_bare(settings: Settings, n: int, announce: bool = True) -> BareResult:
+async def run_bare(settings: Settings, n: int) -> BareResult:
     consumer = AIOKafkaConsumer(
         EVENTS_TOPIC, bootstrap_servers=settings.bootstrap_servers,
         group_id=f"{settings.kafka.app_id}-bare", enable_auto_commit=False,
         auto_offset_reset="earliest", fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
         session_timeout_ms=int(settings.kafka.session_timeout_s * 1000),
-        heartbeat_interval_ms=int(max(1.0, settings.kafka.session_timeout_s / 5) * 1000))
+        heartbeat_interval_ms=int(settings.kafka.heartbeat_interval_s * 1000))
     redis = aioredis.from_url(settings.redis.redis_url)
     await consumer.start()
     try:
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=100)
-        if announce:
-            print("ready", flush=True)
+        print("ready", flush=True)
         return await _consume(consumer, redis, settings, n)
     finally:
         await consumer.stop()
