@@ -31,8 +31,15 @@ class Snapshot:
                 out.append((float(d["le"]), v))
         return sorted(out)
 
-    def quantile(self, name: str, q: float, **labels: str) -> float:
-        return histogram_quantile(q, self.buckets(name, **labels))
+    def quantile(self, name: str, q: float, since: Snapshot | None = None, **labels: str
+                 ) -> float:
+        """``histogram_quantile`` of a histogram, over what it observed after ``since`` (an
+        earlier snapshot of the same process) when given."""
+        buckets = self.buckets(name, **labels)
+        if since is not None:
+            before = dict(since.buckets(name, **labels))
+            buckets = [(le, count - before.get(le, 0.0)) for le, count in buckets]
+        return histogram_quantile(q, buckets)
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:

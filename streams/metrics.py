@@ -49,6 +49,10 @@ class Metrics:
                                    buckets=FRESHNESS_BUCKETS, registry=r)
         self.stage = Histogram("sidstream_stage_seconds", "Wall time per pipeline stage per batch",
                                ["stage"], buckets=STAGE_BUCKETS, registry=r)
+        self.gc_pause = Histogram("sidstream_gc_pause_seconds",
+                                  "Pauses of Python's cyclic garbage collector, by generation "
+                                  "(the whole process stops meanwhile)", ["generation"],
+                                  buckets=STAGE_BUCKETS, registry=r)
         self.batch_size = Histogram("sidstream_batch_size", "Messages per micro-batch",
                                     buckets=BATCH_BUCKETS, registry=r)
         self.job_users = Histogram("sidstream_model_job_users",

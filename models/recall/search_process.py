@@ -7,6 +7,7 @@ next to a busy Python thread a search in a thread ran 27x slower (1.7 -> 46 ms p
 split between threads. In a child process the search has its own GIL and a core to itself.
 
     rec = RemoteRecaller.start(GenerativeRecaller.load(path), path, int8=True, cache_tokens=...)
+    # or RemoteSIDRec.start(SIDRecRecaller.load(path), path, int8=False, cache_tokens=0)
     rec.recall(histories, k=50, exclude=..., keys=...)   # in the child
     rec.add_item(item, vector=v)                          # here (SID), then the same SID there
     rec.close()                                           # also when the object is collected
@@ -35,6 +36,8 @@ import torch
 from models.heap import settle_heap
 from models.recall.beam import SEARCH_CHUNK, RecallResult
 from models.recall.recaller import GenerativeRecaller
+from models.recall.serving import load_recaller
+from models.recall.sidrec_recaller import SIDRecRecaller
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +48,10 @@ class SearchProcessError(RuntimeError):
     pass
 
 
-class RemoteRecaller(GenerativeRecaller):
-    """A :class:`GenerativeRecaller` whose ``recall`` runs in a child process."""
+class _InChild:
+    """What makes a recaller's ``recall`` run in a child process: mixed in before the model's
+    own class (:class:`RemoteRecaller`, :class:`RemoteSIDRec`), whose methods stay the local
+    copy's."""
 
     conn: Connection
     proc: Any  # multiprocessing.Process (spawn context)
@@ -59,8 +64,8 @@ class RemoteRecaller(GenerativeRecaller):
     _status: dict[str, str]  # "failed": why sending failed ("" while it works)
 
     @classmethod
-    def start(cls, local: GenerativeRecaller, path: Path, int8: bool, cache_tokens: int,
-              threads: int = 1) -> RemoteRecaller:
+    def start(cls, local: Any, path: Path, int8: bool, cache_tokens: int,
+              threads: int = 1) -> Any:
         """Spawn the child on the artifact version ``path`` (the one ``local`` was loaded from)
         and wait until it serves. The local copy gives up its prefix cache (the child's is used)."""
         ctx = mp.get_context("spawn")
@@ -78,7 +83,8 @@ class RemoteRecaller(GenerativeRecaller):
             raise SearchProcessError(f"search process for {path}: {detail}")
         rec = cls.__new__(cls)
         rec.__dict__.update(local.__dict__)
-        rec.prefix_cache = None
+        if isinstance(rec, GenerativeRecaller):
+            rec.prefix_cache = None
         rec.conn, rec.proc = parent, proc
         rec._send_lock, rec._recv_lock = threading.Lock(), threading.Lock()
         rec._sent = rec._received = 0
@@ -96,7 +102,8 @@ class RemoteRecaller(GenerativeRecaller):
                profiles: Sequence[np.ndarray] | None = None) -> RecallResult:
         # cold-start encodings are local (see streams/channels/coldstart.py)
         if profiles is not None:
-            return super().recall(histories, k, beam, exclude, batch_size, keys, profiles)
+            return super().recall(  # type: ignore[misc]
+                histories, k, beam, exclude, batch_size, keys, profiles)
         return self.submit(histories, k, beam, exclude, keys, batch_size)()
 
     def submit(self, histories: list[list[int]], k: int = 10, beam: int = 20,
@@ -110,8 +117,8 @@ class RemoteRecaller(GenerativeRecaller):
 
     def add_item(self, item: int, text: str | None = None, vector: np.ndarray | None = None
                  ) -> tuple[int, ...]:
-        known = item in self.table.sids
-        sid = super().add_item(item, text, vector)
+        known = item in self.table.sids  # type: ignore[attr-defined]
+        sid: tuple[int, ...] = super().add_item(item, text, vector)  # type: ignore[misc]
         if not known:
             self._send(("add", item, sid))
         return sid
@@ -146,6 +153,15 @@ class RemoteRecaller(GenerativeRecaller):
         return RecallResult(rest[0], rest[1])
 
 
+class RemoteRecaller(_InChild, GenerativeRecaller):
+    """A token-level :class:`GenerativeRecaller` whose ``recall`` runs in a child process."""
+
+
+class RemoteSIDRec(_InChild, SIDRecRecaller):
+    """A :class:`SIDRecRecaller` whose ``recall`` runs in a child process: its encoder pass and
+    item-head scoring take a core of their own instead of the worker's GIL."""
+
+
 def _sender(outbox: queue.SimpleQueue[tuple[Any, ...] | None], conn: Connection,
             status: dict[str, str], pid: int) -> None:
     """The one writer of the pipe (a thread; it holds no reference to the recaller, so a
@@ -174,10 +190,11 @@ def _serve(conn: Connection, path: str, int8: bool, cache_tokens: int, threads: 
 
     torch.set_num_threads(max(1, threads))
     try:
-        rec = GenerativeRecaller.load(path)
-        if int8:
-            rec.quantize()
-        rec.enable_prefix_cache(cache_tokens)
+        rec = load_recaller(path)
+        if isinstance(rec, GenerativeRecaller):  # SIDRec serves float32, without a cache
+            if int8:
+                rec.quantize()
+            rec.enable_prefix_cache(cache_tokens)
     except Exception as exc:  # reported to the parent, which refuses the artifact
         conn.send(("error", repr(exc)))
         return

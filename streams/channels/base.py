@@ -49,27 +49,78 @@ def popular_channel(popularity: DecayedPopularity, cfg: RecallConfig) -> Channel
     return dict(popularity.top(cfg.popular_k))
 
 
+@dataclass(frozen=True, slots=True)
+class SharedChannel:
+    """A channel that is the same for every user of a batch (popularity), weighted, normalised
+    and ranked once: :func:`merge_channels` then only looks up the items of each user's own
+    channels in it instead of blending all of it again for every user."""
+
+    name: str
+    parts: dict[Id, float]  # item -> weight * score / top score
+    ranked: list[tuple[Id, float]]  # ``parts`` best first (ties keep insertion order)
+
+
+def share(name: str, channel: Channel, weights: Mapping[str, float]) -> SharedChannel:
+    w = weights.get(name, 1.0)
+    top = max(channel.values(), default=0.0)
+    if top <= 0 or w <= 0:
+        return SharedChannel(name, {}, [])
+    parts = {item: w * score / top for item, score in channel.items()}
+    return SharedChannel(name, parts, sorted(parts.items(), key=itemgetter(1), reverse=True))
+
+
 def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float],
-                   exclude: set[Id], n: int) -> list[Candidate]:
+                   exclude: set[Id], n: int, shared: SharedChannel | None = None
+                   ) -> list[Candidate]:
     """Blend normalised channel scores, drop ``exclude``, return the top ``n`` best first.
 
-    Ties keep the channels' insertion order, so lists are deterministic.
+    ``shared`` (a channel the same for all users, see :class:`SharedChannel`) counts as the last
+    channel. Ties keep the channels' insertion order, so lists are deterministic; an item's
+    ``source`` is the channel of its largest part (the first of equal ones).
     """
-    blended: dict[Id, float] = {}
-    best: dict[Id, tuple[float, str]] = {}
+    scaled: list[tuple[str, Channel, float, float]] = []
     for name, channel in channels.items():
-        if not channel:
-            continue
         w = weights.get(name, 1.0)
-        top = max(channel.values())
-        if top <= 0 or w <= 0:
-            continue
+        top = max(channel.values(), default=0.0)
+        if top > 0 and w > 0 and (shared is None or name != shared.name):
+            scaled.append((name, channel, w, top))
+    blended: dict[Id, float] = {}
+    for _, channel, w, top in scaled:
+        get = blended.get
         for item, score in channel.items():
-            if item in exclude:
+            blended[item] = get(item, 0.0) + w * score / top
+    parts = shared.parts if shared is not None else {}
+    if parts:
+        for item, total in blended.items():
+            part = parts.get(item)
+            if part is not None:
+                blended[item] = total + part
+    own = sorted(blended.items(), key=itemgetter(1), reverse=True)
+    rest = [] if shared is None else shared.ranked
+    out: list[Candidate] = []
+    i = j = 0
+    while len(out) < n and (i < len(own) or j < len(rest)):
+        if j >= len(rest) or (i < len(own) and own[i][1] >= rest[j][1]):
+            item, total = own[i]
+            i += 1
+        else:
+            item, total = rest[j]
+            j += 1
+            if item in blended:  # already ranked with the user's own channels
                 continue
-            part = w * score / top
-            blended[item] = blended.get(item, 0.0) + part
-            if part > best.get(item, (-1.0, ""))[0]:
-                best[item] = (part, name)
-    ranked = sorted(blended.items(), key=itemgetter(1), reverse=True)[:n]
-    return [Candidate(item, round(score, 6), best[item][1]) for item, score in ranked]
+        if item not in exclude:
+            out.append(Candidate(item, round(total, 6), _source(item, scaled, shared)))
+    return out
+
+
+def _source(item: Id, scaled: list[tuple[str, Channel, float, float]],
+            shared: SharedChannel | None) -> str:
+    """The channel whose normalised, weighted score of ``item`` is the largest (first wins)."""
+    best, best_part = "", -1.0
+    for name, channel, w, top in scaled:
+        score = channel.get(item)
+        if score is not None and w * score / top > best_part:
+            best, best_part = name, w * score / top
+    if shared is not None and shared.parts.get(item, -1.0) > best_part:
+        best = shared.name
+    return best

@@ -1,14 +1,14 @@
 """``sidstream bench stream``: the whole pipeline under load, through the real broker and Redis.
 
-Every case runs on a fresh embedded stack (Tansu + redis-server) with one worker process:
+Every case runs on a fresh embedded stack (Tansu + redis-server) with one worker process, the
+worker under test (with or without models) for the whole case:
 
 1. warm-up: the first ``warm_events`` events of the replay (each user's order kept, users
-   interleaved) go through a worker without models, so users have histories when measuring;
-2. that worker stops (SIGTERM: offsets committed) and the worker under test starts on the same
-   state (recovered from the changelog), with or without models;
-3. the next ``events`` events are produced as fast as possible (throughput cases: events/s
+   interleaved) go through it, so users have histories when measuring; the measurement starts
+   once every one of them has its list in Redis;
+2. the next ``events`` events are produced as fast as possible (throughput cases: events/s
    between 10 % and 90 % done) or at a fixed rate (freshness case: event timestamp to Redis
-   write, from the worker's histogram).
+   write, from the worker's histogram, counting only what it observed after the warm-up).
 
 An event is done when the list answering it is in Redis (``sidstream_events_accounted_total``:
 the newest event behind a written list, or one coalesced into that write: several events of a
@@ -27,11 +27,11 @@ process (``SIDSTREAM_MODEL_PROCESS``) included. The run ends with :func:`checks`
 limit / bare, p99 freshness at one third: ratios that hold on any machine of this kind, and the
 absolute targets) and the mean history length of the measured users (:func:`history_lengths`).
 
-The measured worker batches its changelog records as it would on Apache Kafka
-(``SIDSTREAM_BROKER_KIND=kafka``); the warm-up worker writes single-record batches, so that the
-measured worker's recovery from Tansu is exact. With one record per changelog batch (what Tansu
-needs for exact recovery), the changelog producer, not the models, limits a worker to ~600
-events/s on this machine: a property of the development broker.
+The worker batches its changelog records as it would on Apache Kafka
+(``SIDSTREAM_BROKER_KIND=kafka``); no case recovers a changelog, so Tansu's end-offset quirk
+(which needs single-record batches for exact recovery) does not enter the figures. An earlier
+version warmed up a separate worker and restarted: recovering 100,000 events from Tansu took
+over 300 s on this machine.
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ class CaseResult:
     # measured events by outcome: list_written, coalesced (answered by the same or a later
     # write of the user's list), no_recompute, duplicate, invalid
     accounted: dict[str, int] = field(default_factory=dict)
+    # the worker's cyclic-GC pauses over the case, per generation: count and total ms
+    gc_pauses: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def cases(cfg: StreamBenchConfig) -> list[Case]:
@@ -211,24 +213,31 @@ def _run_case(case: Case, cfg: StreamBenchConfig, ds: Any, order: list[Any], n: 
     with embedded_stack({}) as stack:
         env = {**stack.env(), "SIDSTREAM_DATA_DIR": str(workdir / "faust"),
                "SIDSTREAM_MODEL_DIR": str(models), "SIDSTREAM_METRICS_PORT": str(free_port()),
-               "SIDSTREAM_MODEL_THREADS": str(cfg.threads), "SIDSTREAM_APP_ID": "bench"}
+               "SIDSTREAM_MODEL_THREADS": str(cfg.threads), "SIDSTREAM_APP_ID": "bench",
+               # changelog batches as a real Kafka gets them: nothing is recovered in a case
+               "SIDSTREAM_BROKER_KIND": "kafka"}
         settings = Settings.from_env(env)
         ensure_topics(settings)
-        warm = WorkerProcess({**env, "SIDSTREAM_MODELS": "false"}, workdir / "warm.log").start()
-        warm.wait_ready(timeout_s=120)
-        _produce(settings, ds, order[: cfg.warm_events], 0.0)
-        warm.wait_processed(cfg.warm_events, timeout_s=900)
-        warm.stop()
-        # measured with the producer batching a real Kafka gets: Tansu's end-offset quirk
-        # only matters to a later recovery, and the warm-up's single-record batches keep the
-        # measured worker's own recovery exact (see SIDSTREAM_BROKER_KIND)
-        worker = WorkerProcess({**env, **case.env, "SIDSTREAM_BROKER_KIND": "kafka"},
-                               workdir / "worker.log").start()
+        # one worker for the warm-up and the measurement: a restart would recover the
+        # warm-up's state from Tansu's changelog, which took over 300 s for 100,000 events
+        worker = WorkerProcess({**env, **case.env}, workdir / "worker.log").start()
         try:
             worker.wait_ready(timeout_s=300)
+            _produce(settings, ds, order[: cfg.warm_events], 0.0)
+            _wait_accounted(worker, cfg.warm_events, timeout_s=1800)
             return _measure(case, settings, ds, order[cfg.warm_events: cfg.warm_events + n], worker)
         finally:
             worker.stop()
+
+
+def _wait_accounted(worker: WorkerProcess, n: int, timeout_s: float) -> None:
+    """Until the warm-up's ``n`` events all have their lists in Redis (none is left to be
+    counted in the measured part)."""
+    deadline = time.monotonic() + timeout_s
+    while (done := accounted(worker.metrics())) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"warm-up: {done:.0f} of {n} events accounted")
+        time.sleep(POLL_S)
 
 
 def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
@@ -258,12 +267,13 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
     res = CaseResult(case.name, n, round(wall, 2), round(_sustained(samples, n), 1),
                      round(case.rate or n / max(samples[0][0], 1e-9), 1),
                      cpu_cores=round(cpu / wall, 2), rss_mb=rss, peak_rss_mb=peak,
-                     mean_batch=round(_mean(snap, "sidstream_batch_size"), 1),
-                     mean_job_users=round(_mean(snap, "sidstream_model_job_users"), 1),
-                     stages_ms=_stages(snap), accounted=_outcomes(snap, before))
+                     mean_batch=round(_mean(snap, before, "sidstream_batch_size"), 1),
+                     mean_job_users=round(_mean(snap, before, "sidstream_model_job_users"), 1),
+                     stages_ms=_stages(snap, before), accounted=_outcomes(snap, before),
+                     gc_pauses=_gc_pauses(snap, before))
     if case.rate:
         res.freshness_ms = {f"p{int(q * 100)}": round(1000 * snap.quantile(
-            "sidstream_freshness_seconds", q), 1) for q in (0.5, 0.95, 0.99)}
+            "sidstream_freshness_seconds", q, since=before), 1) for q in (0.5, 0.95, 0.99)}
     return res
 
 
@@ -276,6 +286,18 @@ def _outcomes(snap: Snapshot, before: Snapshot) -> dict[str, int]:
                          ("invalid", "sidstream_events_invalid_total")):
         out[name] = int(snap.total(metric) - before.total(metric))
     return {k: v for k, v in out.items() if v}
+
+
+def _gc_pauses(snap: Snapshot, before: Snapshot) -> dict[str, dict[str, float]]:
+    out = {}
+    for gen in ("0", "1", "2"):
+        n = snap.get("sidstream_gc_pause_seconds_count", generation=gen) - before.get(
+            "sidstream_gc_pause_seconds_count", generation=gen)
+        if n:
+            ms = 1000 * (snap.get("sidstream_gc_pause_seconds_sum", generation=gen)
+                         - before.get("sidstream_gc_pause_seconds_sum", generation=gen))
+            out[gen] = {"n": int(n), "total_ms": round(ms, 1)}
+    return out
 
 
 def _sustained(samples: list[tuple[float, float]], n: int) -> float:
@@ -294,28 +316,30 @@ def _sustained(samples: list[tuple[float, float]], n: int) -> float:
     return 0.8 * n / (hi - lo) if hi > lo else n / max(samples[-1][0], 1e-9)
 
 
-def _mean(snap: Snapshot, name: str) -> float:
-    count = snap.get(f"{name}_count")
-    return snap.get(f"{name}_sum") / count if count else 0.0
+def _mean(snap: Snapshot, before: Snapshot, name: str, **labels: str) -> float:
+    """Mean observation of a histogram over the case (``before``: its start)."""
+    count = snap.get(f"{name}_count", **labels) - before.get(f"{name}_count", **labels)
+    total = snap.get(f"{name}_sum", **labels) - before.get(f"{name}_sum", **labels)
+    return total / count if count else 0.0
 
 
-def _stages(snap: Snapshot) -> dict[str, float]:
-    """Mean ms per batch of each pipeline stage."""
+def _stages(snap: Snapshot, before: Snapshot) -> dict[str, float]:
+    """Mean ms per batch of each pipeline stage over the case."""
     out = {}
     for stage in ("state", "search", "generative", "ranker", "redis", "batch"):
-        count = snap.get("sidstream_stage_seconds_count", stage=stage)
-        if count:
-            out[stage] = round(1000 * snap.get("sidstream_stage_seconds_sum", stage=stage)
-                               / count, 2)
+        mean = _mean(snap, before, "sidstream_stage_seconds", stage=stage)
+        if mean:
+            out[stage] = round(1000 * mean, 2)
     return out
 
 
 def _row(r: CaseResult) -> str:
     fresh = " ".join(f"{k} {v:.0f} ms" for k, v in r.freshness_ms.items())
+    full_gc = r.gc_pauses.get("2", {})
     return (f"{r.name:<24} {r.events_per_s:>8.0f} ev/s  cpu {r.cpu_cores:.2f} cores  "
             f"rss {r.rss_mb:.0f} MB (peak {r.peak_rss_mb:.0f})  batch {r.mean_batch:.0f}  "
             f"job {r.mean_job_users:.0f} users  "
-            f"{fresh}")
+            f"full GC {full_gc.get('n', 0):.0f}x {full_gc.get('total_ms', 0):.0f} ms  {fresh}")
 
 
 def checks(results: list[CaseResult], beam: int) -> dict[str, dict[str, Any]]:

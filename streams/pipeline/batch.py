@@ -24,6 +24,7 @@ from streams.channels.base import (
     covisit_channel,
     merge_channels,
     popular_channel,
+    share,
 )
 from streams.channels.coldstart import COLDSTART, ColdStartChannel
 from streams.channels.covisit import TYPE_WEIGHTS, CoVisitation
@@ -293,7 +294,8 @@ class Pipeline:
         with self._stage("rank"):
             if models.ranker is None:
                 size = self.settings.redis.rec_size
-                return {k: merge_channels(ch, self.weights, excluded[k], size)
+                popular = share(POPULAR, job.popular, self.weights)  # the same for everyone
+                return {k: merge_channels(ch, self.weights, excluded[k], size, popular)
                         for k, ch in channels.items()}
             keys = list(states)
             top_popular = ranked(job.popular)  # the same for everyone: ranked once

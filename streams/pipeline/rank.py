@@ -121,14 +121,27 @@ def rank_batch(ranker: RankerSession, weights: BlendSettings, states: Sequence[U
     age = np.array([(now_ms - st.last_ts) / 1000.0 if st.last_ts else np.nan for st in states],
                    np.float32)
     scores = ranker.score(RankBatch(hist_items, hist_events, np.maximum(age, 0), cand))
-    final = blend(scores.pctr, scores.pctcvr, feats.prices(cand), weights)[rows, cols]
-    start = 0
+    final = blend(scores.pctr, scores.pctcvr, feats.prices(cand), weights)
+    return top_per_user(final, rows, cols, candidates, n)
+
+
+def top_per_user(final: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                 candidates: Sequence[Sequence[Candidate]], n: int) -> list[list[Candidate]]:
+    """Each user's ``n`` best candidates by ``final`` [U, C] (user u's candidate j at
+    ``final[u, j]``; ``rows``/``cols`` the cells that hold one), ties in candidate order.
+
+    One sort for the batch: padding is NaN, which a stable sort puts after every user's own
+    candidates (their NaNs included, in column order), so row u's first ``len(candidates[u])``
+    sorted columns are its candidates best first."""
+    padded = np.full(final.shape, np.nan, np.float32)
+    padded[rows, cols] = final[rows, cols]
+    order = np.argsort(-padded, axis=1, kind="stable")[:, :n]
+    top = np.take_along_axis(padded, order, axis=1).round(6)
+    out: list[list[Candidate]] = []
     for u, cands in enumerate(candidates):
-        s = final[start: start + len(cands)]
-        start += len(cands)
-        order = np.argsort(-s, kind="stable")[:n]
-        out[u] = [Candidate(cands[i].item_id, score, cands[i].source)
-                  for i, score in zip(order.tolist(), s[order].round(6).tolist(), strict=True)]
+        k = min(n, len(cands))
+        out.append([Candidate(cands[i].item_id, score, cands[i].source)
+                    for i, score in zip(order[u, :k].tolist(), top[u, :k].tolist(), strict=True)])
     return out
 
 

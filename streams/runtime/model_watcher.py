@@ -28,7 +28,7 @@ import torch
 from export.serving import RankerSession
 from models.artifacts import pointer, resolve, versions
 from models.i2i.deepi2i import load_similar
-from models.recall.search_process import RemoteRecaller
+from models.recall.search_process import RemoteRecaller, RemoteSIDRec
 from models.recall.serving import load_recaller
 from models.recall.sidrec_recaller import SIDRecRecaller
 from streams.metrics import Metrics
@@ -56,12 +56,14 @@ def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
         return load_similar(directory)
     if kind == "recall":
         rec = load_recaller(directory)
-        if isinstance(rec, SIDRecRecaller):  # one small encoder pass + search: in-process, fp32
+        m = settings.models
+        if isinstance(rec, SIDRecRecaller):  # served float32, without a prefix cache
+            if m.model_process:
+                return RemoteSIDRec.start(rec, resolve(directory), False, 0, m.model_threads)
             return rec
-        if settings.models.model_int8:
+        if m.model_int8:
             rec.quantize()
-        if settings.models.model_process:
-            m = settings.models
+        if m.model_process:
             return RemoteRecaller.start(rec, resolve(directory), m.model_int8,
                                         m.prefix_cache_tokens, m.model_threads)
         rec.enable_prefix_cache(settings.models.prefix_cache_tokens)

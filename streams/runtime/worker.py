@@ -14,6 +14,7 @@ from streams.pipeline.batch import Pipeline
 from streams.pipeline.state import SeqEvent, UserState
 from streams.runtime.app import build_app
 from streams.runtime.catalogue import Catalogue
+from streams.runtime.gc_pauses import watch_gc
 from streams.runtime.health import Health, serve
 from streams.runtime.model_watcher import ModelWatcher
 from streams.runtime.topics import ensure_topics
@@ -63,6 +64,7 @@ def run_worker(loglevel: str = "info", settings: Settings | None = None) -> int:
         catalogue.add(pipeline.models.recaller.table.sids)
     app, _ = build_app(settings, pipeline, metrics, health, catalogue, watcher)
     settle_heap()  # what start-up loaded stays: out of the cyclic collector's way
+    watch_gc(metrics.gc_pause)
     log.info("worker %s: broker %s, redis %s, http :%d (/metrics /livez /readyz), model %s",
              settings.kafka.app_id, settings.kafka.broker, settings.redis.redis_url,
              settings.worker.metrics_port, pipeline.version)

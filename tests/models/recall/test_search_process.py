@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from models.recall.recaller import GenerativeRecaller
-from models.recall.search_process import RemoteRecaller, SearchProcessError
-from tests.fixtures.recall_models import DIM, N_ITEMS, clustered_vectors, tiny_recaller
+from models.recall.search_process import RemoteRecaller, RemoteSIDRec, SearchProcessError
+from models.recall.sidrec_recaller import SIDRecRecaller
+from tests.fixtures.recall_models import (
+    DIM,
+    N_ITEMS,
+    clustered_vectors,
+    tiny_recaller,
+    tiny_sidrec,
+)
 
 HISTORIES = [[1, 2, 3], [7], [4, 5, 6, 7, 8, 9, 10, 11, 12]]
 
@@ -34,6 +41,29 @@ def test_the_child_answers_like_the_local_recaller_and_follows_upserts(tmp_path:
         remote.close()
     with pytest.raises(SearchProcessError):
         remote.recall(HISTORIES, k=5, beam=8)
+
+
+def test_a_sidrec_child_answers_like_the_local_one_and_follows_upserts(tmp_path: Path) -> None:
+    """SIDRec serves from the child too (its item head off the worker's GIL): same items, and
+    an upsert made here is scored there by its codes before the next recall."""
+    served = tiny_sidrec(held_out=frozenset({7}))
+    served.mode = "item"  # the artifact's decoding: the child reads it from there
+    path = served.save(tmp_path, "abc", {}, {})
+    local = SIDRecRecaller.load(path)
+    remote = RemoteSIDRec.start(SIDRecRecaller.load(path), path, int8=False, cache_tokens=0)
+    try:
+        excl = [set(h) for h in HISTORIES]
+        want = local.recall(HISTORIES, k=5, exclude=excl)
+        got = remote.recall(HISTORIES, k=5, exclude=excl)
+        assert np.array_equal(got.items, want.items)
+        assert np.allclose(got.scores, want.scores, atol=1e-5)
+        vec = clustered_vectors()[6]
+        sid = remote.add_item(7, vector=vec)
+        assert local.add_item(7, vector=vec) == sid == remote.table.sids[7]
+        others = [set(range(1, N_ITEMS + 1)) - {7}]
+        assert remote.recall([[1, 2]], k=3, exclude=others).items[0].tolist() == [7, -1, -1]
+    finally:
+        remote.close()
 
 
 def test_a_child_that_cannot_load_is_reported(tmp_path: Path) -> None:

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from export.serving import pad_candidates
 from streams.channels.base import COVISIT, POPULAR
 from streams.channels.generative import GENERATIVE
+from streams.contracts.output import Candidate
 from streams.pipeline.model_set import ModelSet
-from streams.pipeline.rank import blend, select_candidates
+from streams.pipeline.rank import blend, select_candidates, top_per_user
 from streams.settings import BlendSettings, Settings
 from tests.fixtures.model_pipelines import make, rec
 
@@ -55,3 +57,26 @@ def test_blend_weights_from_env_and_formula() -> None:
     np.testing.assert_allclose(blend(pctr, pctcvr, price, w),
                                [0.25 + 0.3 + 0.1, 0.1 + 0.45, 0.2 + 0.6 + 0.4], rtol=1e-6)
     np.testing.assert_allclose(blend(pctr, pctcvr), pctr + 2 * pctcvr, rtol=1e-6)
+
+
+def test_one_sort_for_the_batch_ranks_each_user_like_sorting_alone() -> None:
+    """``top_per_user`` sorts the padded [users, candidates] matrix once: each user's list, tie
+    order (candidate order) and NaN scores (last) must be those of sorting that user alone."""
+    rng = np.random.default_rng(3)
+    counts = [0, 1, 7, 30, 12]
+    cands = [[Candidate(f"u{u}i{j}", 0.0, "covisit") for j in range(c)]
+             for u, c in enumerate(counts)]
+    flat_users = np.repeat(np.arange(len(counts)), counts)
+    _, rows, cols = pad_candidates(np.zeros(len(flat_users), np.int64), flat_users, len(counts))
+    final = rng.integers(0, 4, (len(counts), max(counts))).astype(np.float32) / 4  # many ties
+    final[2, 3] = np.nan  # user 2 has padding after its 7 candidates
+    for n in (1, 5, 50):
+        got = top_per_user(final, rows, cols, cands, n)
+        for u, c in enumerate(counts):
+            s = final[u, :c]
+            order = np.argsort(-s, kind="stable")[:n]
+            want = [Candidate(cands[u][i].item_id, float(np.round(s[i], 6)), "covisit")
+                    for i in order]
+            assert [x.item_id for x in got[u]] == [x.item_id for x in want], (u, n)
+            assert np.allclose([x.score for x in got[u]], [x.score for x in want],
+                               equal_nan=True)
