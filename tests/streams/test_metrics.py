@@ -23,12 +23,14 @@ def test_every_metric_is_namespaced_and_names_its_unit() -> None:
 def test_histograms_use_the_declared_buckets() -> None:
     m = Metrics()
     hists = {name: h for name, h in vars(m).items() if isinstance(h, Histogram)}
-    assert set(hists) == {"freshness", "stage", "batch_size", "job_users"}
+    assert set(hists) == {"freshness", "stage", "batch_size", "job_users", "gc_pause"}
     declared = {"freshness": FRESHNESS_BUCKETS, "stage": STAGE_BUCKETS,
-                "batch_size": BATCH_BUCKETS, "job_users": BATCH_BUCKETS}
+                "batch_size": BATCH_BUCKETS, "job_users": BATCH_BUCKETS,
+                "gc_pause": STAGE_BUCKETS}
+    labelled = {"stage": "batch", "gc_pause": "2"}
     m.stage.labels("batch").observe(0.01)
     for name, h in hists.items():
-        sample_owner = h.labels("batch") if name == "stage" else h
+        sample_owner = h.labels(labelled[name]) if name in labelled else h
         bounds = [b for b in sample_owner._upper_bounds if b != float("inf")]
         assert tuple(bounds) == tuple(float(b) for b in declared[name]), name
 
