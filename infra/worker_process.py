@@ -7,10 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from infra.embedded import free_port
-from infra.scrape import Snapshot, processed, scrape
+from infra.scrape import Snapshot, accounted, processed, scrape
 
 
 class WorkerProcess:
@@ -54,14 +55,23 @@ class WorkerProcess:
 
     def wait_processed(self, n: float, timeout_s: float = 120.0) -> Snapshot:
         """Block until the worker has finished with ``n`` event messages."""
+        return self._wait_count(processed, "processed", n, timeout_s)
+
+    def wait_accounted(self, n: float, timeout_s: float = 120.0) -> Snapshot:
+        """Block until ``n`` event messages are accounted: their lists in Redis (or coalesced,
+        duplicate, rejected)."""
+        return self._wait_count(accounted, "accounted", n, timeout_s)
+
+    def _wait_count(self, count: Callable[[Snapshot], float], what: str, n: float,
+                    timeout_s: float) -> Snapshot:
         deadline = time.monotonic() + timeout_s
         snap = Snapshot()
         while time.monotonic() < deadline:
             snap = self.metrics()
-            if processed(snap) >= n:
+            if count(snap) >= n:
                 return snap
             time.sleep(0.1)
-        raise TimeoutError(f"worker processed {processed(snap):.0f} of {n:.0f} events")
+        raise TimeoutError(f"worker {what} {count(snap):.0f} of {n:.0f} events")
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM (graceful: in-flight batch, offsets, Redis flush), then SIGKILL if stuck."""

@@ -149,10 +149,12 @@ class GenerativeRecaller:
         log.debug("new item %d -> SID %s", item, sid)
         return sid
 
-    def add_known(self, item: int, sid: tuple[int, ...]) -> None:
+    def add_known(self, item: int, sid: tuple[int, ...], vector: np.ndarray | None = None
+                  ) -> None:
         """Insert an item whose SID was assigned by another copy of this artifact (a search
         process mirroring its parent's upserts, models/recall/search_process.py). The SID table
-        assigns it again from its codes: a copy out of step with the other raises."""
+        assigns it again from its codes: a copy out of step with the other raises. ``vector``
+        is unused: this model embeds items by their SIDs alone."""
         if item not in self.table.sids:
             self._insert(item, known_item_sid(self.table, item, sid))
 

@@ -38,6 +38,7 @@ from models.recall.beam import SEARCH_CHUNK, RecallResult
 from models.recall.recaller import GenerativeRecaller
 from models.recall.serving import load_recaller
 from models.recall.sidrec_recaller import SIDRecRecaller
+from models.sid.embeddings import encode_texts
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class _InChild:
     _status: dict[str, str]  # "failed": why sending failed ("" while it works)
 
     @classmethod
-    def start(cls, local: Any, path: Path, int8: bool, cache_tokens: int,
+    def start(cls, local: Any, path: Path, *, int8: bool, cache_tokens: int,
               threads: int = 1) -> Any:
         """Spawn the child on the artifact version ``path`` (the one ``local`` was loaded from)
         and wait until it serves. The local copy gives up its prefix cache (the child's is used)."""
@@ -118,9 +119,11 @@ class _InChild:
     def add_item(self, item: int, text: str | None = None, vector: np.ndarray | None = None
                  ) -> tuple[int, ...]:
         known = item in self.table.sids  # type: ignore[attr-defined]
+        if not known and vector is None and text and getattr(self, "wants_vectors", False):
+            vector = encode_texts([text])[0]  # once, for both copies
         sid: tuple[int, ...] = super().add_item(item, text, vector)  # type: ignore[misc]
         if not known:
-            self._send(("add", item, sid))
+            self._send(("add", item, sid, vector))
         return sid
 
     def close(self) -> None:
@@ -208,7 +211,7 @@ def _serve(conn: Connection, path: str, int8: bool, cache_tokens: int, threads: 
         if msg[0] == "stop":
             return
         if msg[0] == "add":
-            rec.add_known(msg[1], msg[2])
+            rec.add_known(msg[1], msg[2], msg[3])
             continue
         try:
             histories, k, beam, exclude, batch_size, keys = msg[1:]

@@ -1,7 +1,9 @@
 """SIDRec: an item-level transformer over semantic-ID item embeddings, with two heads.
 
 Each item is embedded as the sum of its SID code embeddings (the content levels: the collision
-token says nothing about the item) plus, for items seen in training, a learned item-id
+token says nothing about the item), optionally a learned projection of the vector the tokenizer
+quantized (``content_dim``: the text embedding, or item2vec for a catalogue without text; finer
+than the codes and shared by new items), plus, for items seen in training, a learned item-id
 embedding. A causal transformer over a user's last ``max_len`` items (SASRec's encoder) gives a
 state ``h`` per position, read by two heads trained together:
 
@@ -14,8 +16,9 @@ state ``h`` per position, read by two heads trained together:
   trie-constrained beam search (``models/recall/sidrec_search.py``). Its cost does not grow with
   the catalogue.
 
-The catalogue lives in buffers: ``codes`` [rows, L] (-1: no item in that row) and ``has_id``
-[rows]. Rows are item ids; ``add_items`` grows them in place for catalogue upserts.
+The catalogue lives in buffers: ``codes`` [rows, L] (-1: no item in that row), ``has_id``
+[rows] and, with ``content_dim``, ``vectors`` [rows, content_dim]. Rows are item ids;
+``add_items`` grows them in place for catalogue upserts.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class SIDRecConfig:
     id_drop: float = 0.1  # share of items trained without their id part (as cold items serve)
     sid_weight: float = 1.0  # weight of the SID head's cross-entropy (summed over levels)
     sid_detach: bool = True  # the SID head reads the encoder's states without shaping them
+    content_dim: int = 0  # >0: the tokenizer's input vector of each item (text or item2vec),
+    # projected, joins its codes in the item embedding (0: codes only)
 
     @property
     def levels(self) -> int:
@@ -82,6 +87,7 @@ class LevelMLP(nn.Module):
 class SIDRec(nn.Module):
     codes: torch.Tensor  # buffers, see the module docstring
     has_id: torch.Tensor
+    vectors: torch.Tensor
     causal: torch.Tensor
 
     def __init__(self, cfg: SIDRecConfig) -> None:
@@ -97,6 +103,7 @@ class SIDRec(nn.Module):
                                            activation="gelu", batch_first=True, norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
+        self.content = nn.Linear(cfg.content_dim, d, bias=False) if cfg.content_dim else None
         self.prefix_emb = nn.Embedding(sum(cfg.vocab_sizes[:-1]), d)
         self.heads = nn.ModuleList(LevelMLP(d, v, cfg.dropout) for v in cfg.vocab_sizes)
         for emb in (self.code_emb, self.pos, self.prefix_emb, *([self.id_emb] if self.id_emb
@@ -107,6 +114,8 @@ class SIDRec(nn.Module):
                 self.id_emb.weight[0].zero_()
         self.register_buffer("codes", torch.full((cfg.n_items + 1, cfg.levels), -1))
         self.register_buffer("has_id", torch.zeros(cfg.n_items + 1, dtype=torch.bool))
+        self.register_buffer("vectors", torch.zeros(cfg.n_items + 1, cfg.content_dim),
+                             persistent=cfg.content_dim > 0)
         causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
         self.register_buffer("causal", causal, persistent=False)
 
@@ -115,15 +124,23 @@ class SIDRec(nn.Module):
     def n_rows(self) -> int:
         return int(self.codes.shape[0])
 
-    def add_items(self, rows: torch.Tensor, codes: torch.Tensor, trained: bool = False) -> None:
-        """Put items (rows = item ids) with their SIDs [N, L] into the catalogue, growing the
-        buffers as needed; ``trained`` marks rows whose id embedding is learned."""
+    def add_items(self, rows: torch.Tensor, codes: torch.Tensor, trained: bool = False,
+                  vectors: torch.Tensor | None = None) -> None:
+        """Put items (rows = item ids) with their SIDs [N, L] (and, with ``content_dim``, their
+        tokenizer vectors [N, content_dim]) into the catalogue, growing the buffers as needed;
+        ``trained`` marks rows whose id embedding is learned."""
+        if self.cfg.content_dim and vectors is None and bool((codes >= 0).any()):
+            raise ValueError("this model embeds items by their vectors too: give them")
         need = int(rows.max()) + 1 if len(rows) else 0
         if need > self.n_rows:
             grow = need - self.n_rows
             self.codes = torch.cat([self.codes, self.codes.new_full((grow, self.cfg.levels), -1)])
             self.has_id = torch.cat([self.has_id, self.has_id.new_zeros(grow)])
+            self.vectors = torch.cat([self.vectors, self.vectors.new_zeros(grow,
+                                                                           self.cfg.content_dim)])
         self.codes[rows] = codes.to(self.codes.dtype)
+        if vectors is not None and self.cfg.content_dim:
+            self.vectors[rows] = vectors.to(self.vectors.dtype).view(len(rows), -1)
         self.has_id[rows] = trained and self.id_emb is not None
         self.has_id[rows] &= rows <= self.cfg.n_items
 
@@ -138,6 +155,8 @@ class SIDRec(nn.Module):
         codes = self.codes[:, : self.cfg.content_levels]
         off = torch.tensor(self.cfg.offsets(self.cfg.content_levels))
         e = (self.code_emb((codes + off).clamp(min=0)) * (codes >= 0).unsqueeze(-1)).sum(1)
+        if self.content is not None:
+            e = e + self.content(self.vectors)  # rows without an item hold zero vectors
         if self.id_emb is not None:
             keep = self.has_id if id_mask is None else self.has_id & id_mask
             n = self.cfg.n_items + 1

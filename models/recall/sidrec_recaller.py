@@ -26,6 +26,7 @@ from models.recall.beam import Excluder, RecallResult
 from models.recall.sasrec import left_pad
 from models.recall.sidrec import SIDRec, SIDRecConfig
 from models.recall.sidrec_search import MODES, rank
+from models.sid.embeddings import encode_texts
 from models.sid.rqvae import RQVAE
 from models.sid.table import SidTable
 from models.sid.tokenizer import (
@@ -119,18 +120,31 @@ class SIDRecRecaller:
         Known items keep their SID. Give the item's text, or a precomputed embedding."""
         if item in self.table.sids:
             return self.table.sids[item]
+        if vector is None and self.wants_vectors:
+            if not text:
+                raise ValueError(f"item {item}: need text or an embedding vector")
+            vector = encode_texts([text])[0]
         sid = new_item_sid(self.rqvae, self.table, item, text, vector, self.n_last_candidates)
-        self._insert(item, sid)
+        self._insert(item, sid, vector)
         return sid
 
-    def add_known(self, item: int, sid: tuple[int, ...]) -> None:
-        """Insert an item whose SID another copy of this artifact assigned."""
-        if item not in self.table.sids:
-            self._insert(item, known_item_sid(self.table, item, sid))
+    @property
+    def wants_vectors(self) -> bool:
+        """Whether items are embedded by their tokenizer vectors too (``content_dim``)."""
+        return bool(self.model.cfg.content_dim)
 
-    def _insert(self, item: int, sid: tuple[int, ...]) -> None:
+    def add_known(self, item: int, sid: tuple[int, ...], vector: np.ndarray | None = None
+                  ) -> None:
+        """Insert an item whose SID another copy of this artifact assigned (with the vector it
+        was given, for a model that embeds items by it)."""
+        if item not in self.table.sids:
+            self._insert(item, known_item_sid(self.table, item, sid), vector)
+
+    def _insert(self, item: int, sid: tuple[int, ...], vector: np.ndarray | None) -> None:
+        vecs = None if vector is None else torch.as_tensor(np.asarray(vector, np.float32))[None]
+        self.model.add_items(torch.tensor([item]), torch.tensor([sid]), trained=False,
+                             vectors=vecs)
         self.trie.insert(sid, item)
-        self.model.add_items(torch.tensor([item]), torch.tensor([sid]), trained=False)
         self.reset_item_table()
 
     # ---------------------------------------------------------------- artifact

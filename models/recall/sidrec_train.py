@@ -35,7 +35,7 @@ from models.recall.sidrec_recaller import SIDRecRecaller
 from models.recall.stopping import BestOnValidation
 from models.sid.rqvae import RQVAE
 from models.sid.table import SidTable
-from models.sid.tokenizer import load_tokenizer
+from models.sid.tokenizer import load_item_vectors, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class SIDRecTrainConfig:
     weights: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)  # hybrid SID weights tried on validation
     max_hist: int = 20
     cold_items: float = 0.0  # share of the catalogue held out of training
+    content: bool = True  # embed items by the tokenizer's vectors too (SIDRecConfig.content_dim)
     seed: int = 0
 
 
@@ -73,16 +74,25 @@ def training_windows(ds: SeqDataset, max_hist: int, held_out: set[int]) -> torch
 
 
 def build_recaller(rqvae: RQVAE, table: SidTable, n_items: int, cfg: SIDRecTrainConfig,
-                   held_out: set[int]) -> SIDRecRecaller:
-    """An untrained model whose catalogue is the table's items minus ``held_out``."""
+                   held_out: set[int], vectors: dict[int, np.ndarray] | None = None
+                   ) -> SIDRecRecaller:
+    """An untrained model whose catalogue is the table's items minus ``held_out``
+    (``vectors``: the tokenizer's item vectors, needed with ``cfg.content``)."""
     warm = SidTable(table.n_levels, table.codebook_size, table.dup_vocab, moved=table.moved)
     for item, sid in table.sids.items():
         if item not in held_out:
             warm.put(item, sid)
+    extra: dict[str, Any] = {}
+    if cfg.content:
+        if not vectors:
+            raise ValueError("content: the tokenizer's item vectors are needed")
+        extra["content_dim"] = len(next(iter(vectors.values())))
     model = SIDRec(SIDRecConfig(vocab_sizes=table.vocab_sizes, n_items=n_items,
-                                max_len=cfg.max_hist, **cfg.model))
+                                max_len=cfg.max_hist, **{**cfg.model, **extra}))
     rows = torch.tensor(sorted(warm.sids), dtype=torch.long)
-    model.add_items(rows, torch.from_numpy(warm.array(rows.numpy())), trained=True)
+    vecs = torch.from_numpy(np.stack([vectors[int(i)] for i in rows])) if cfg.content and \
+        vectors else None
+    model.add_items(rows, torch.from_numpy(warm.array(rows.numpy())), trained=True, vectors=vecs)
     return SIDRecRecaller(rqvae, warm, model)
 
 
@@ -169,7 +179,8 @@ def run_train_sidrec(ds: SeqDataset, tokenizer: Path, out_root: Path, cfg: SIDRe
     t0 = time.time()
     rqvae, table, tok_cfg = load_tokenizer(tokenizer)
     held_out = held_out_items(ds, cfg.cold_items, cfg.seed)
-    rec = build_recaller(rqvae, table, max(ds.items, default=0), cfg, held_out)
+    vectors = load_item_vectors(tokenizer) if cfg.content else None
+    rec = build_recaller(rqvae, table, max(ds.items, default=0), cfg, held_out, vectors)
     log.info("sidrec: %.2fM parameters, %d items (%d held out)",
              sum(p.numel() for p in rec.model.parameters()) / 1e6, rec.n_items, len(held_out))
     metrics: dict[str, Any] = {"train": fit_sidrec(rec, ds, cfg, held_out, progress)}

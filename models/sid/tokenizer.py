@@ -43,6 +43,26 @@ def load_tokenizer_files(path: Path) -> tuple[RQVAE, SidTable]:
     return model, table
 
 
+VECTORS = "item_vectors.npz"
+
+
+def save_item_vectors(out: Path, item_ids: np.ndarray, vectors: np.ndarray) -> None:
+    """The vectors the RQ-VAE quantized (text or item2vec), kept for models that embed items
+    by them too (SIDRec's ``content_dim``)."""
+    np.savez(out / VECTORS, items=np.asarray(item_ids, np.int64),
+             vectors=np.asarray(vectors, np.float32))
+
+
+def load_item_vectors(path: Path) -> dict[int, np.ndarray]:
+    """Item -> the vector the tokenizer artifact ``path`` quantized for it."""
+    f = resolve(path) / VECTORS
+    if not f.exists():
+        raise ValueError(f"{resolve(path)}: no {VECTORS}; retrain the tokenizer "
+                         "(older artifacts did not keep their item vectors)")
+    with np.load(f) as z:
+        return dict(zip(z["items"].tolist(), z["vectors"], strict=True))
+
+
 def load_tokenizer(path: Path) -> tuple[RQVAE, SidTable, dict[str, Any]]:
     """Validated tokenizer artifact -> (RQ-VAE, SID table, manifest config)."""
     man = load_manifest(path, kind=KIND, fmt=FORMAT)

@@ -22,7 +22,7 @@ from models.data.dataset import SeqDataset
 from models.sid.embeddings import ItemEmbeddings, item_embeddings
 from models.sid.rqvae import RQVAE, RQVAEConfig
 from models.sid.table import SidTable, build_sid_table
-from models.sid.tokenizer import FORMAT, KIND, save_tokenizer_files
+from models.sid.tokenizer import FORMAT, KIND, save_item_vectors, save_tokenizer_files
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,11 @@ def run_train_tokenizer(ds: SeqDataset, out_root: Path, cfg: TokenizerTrainConfi
     metrics["items_without_text"] = int((~emb.from_text).sum())
     metrics["embedding"] = "text" if emb.from_text.any() else "collab"
     metrics["wall_s"] = round(time.time() - t0, 1)
-    path = write_artifact(out_root, KIND, FORMAT, ds.data_hash(), asdict(cfg), metrics,
-                          lambda d: save_tokenizer_files(d, model, table))
+    def writer(d: Path) -> None:
+        save_tokenizer_files(d, model, table)
+        save_item_vectors(d, emb.item_ids, emb.vectors)
+
+    path = write_artifact(out_root, KIND, FORMAT, ds.data_hash(), asdict(cfg), metrics, writer)
     log.info("tokenizer: recon %.5f, usage %s, collision rate %.3f (max depth %d), %.0fs -> %s",
              metrics["recon_loss"], [round(u, 3) for u in metrics["codebook_usage"]],
              metrics["collision_rate"], metrics["max_collision_depth"], metrics["wall_s"], path)

@@ -60,12 +60,19 @@ class SharedChannel:
     ranked: list[tuple[Id, float]]  # ``parts`` best first (ties keep insertion order)
 
 
-def share(name: str, channel: Channel, weights: Mapping[str, float]) -> SharedChannel:
+def _scale(name: str, channel: Channel, weights: Mapping[str, float]) -> float:
+    """The factor that turns ``channel``'s scores into its parts of the blend: weight / top
+    score; 0 when the channel has nothing to give (no positive score, or weight 0)."""
     w = weights.get(name, 1.0)
     top = max(channel.values(), default=0.0)
-    if top <= 0 or w <= 0:
+    return w / top if top > 0 and w > 0 else 0.0
+
+
+def share(name: str, channel: Channel, weights: Mapping[str, float]) -> SharedChannel:
+    f = _scale(name, channel, weights)
+    if f == 0.0:
         return SharedChannel(name, {}, [])
-    parts = {item: w * score / top for item, score in channel.items()}
+    parts = {item: score * f for item, score in channel.items()}
     return SharedChannel(name, parts, sorted(parts.items(), key=itemgetter(1), reverse=True))
 
 
@@ -78,17 +85,16 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
     channel. Ties keep the channels' insertion order, so lists are deterministic; an item's
     ``source`` is the channel of its largest part (the first of equal ones).
     """
-    scaled: list[tuple[str, Channel, float, float]] = []
+    scaled: list[tuple[str, Channel, float]] = []
     for name, channel in channels.items():
-        w = weights.get(name, 1.0)
-        top = max(channel.values(), default=0.0)
-        if top > 0 and w > 0 and (shared is None or name != shared.name):
-            scaled.append((name, channel, w, top))
+        f = _scale(name, channel, weights)
+        if f > 0 and (shared is None or name != shared.name):
+            scaled.append((name, channel, f))
     blended: dict[Id, float] = {}
-    for _, channel, w, top in scaled:
+    for _, channel, f in scaled:
         get = blended.get
         for item, score in channel.items():
-            blended[item] = get(item, 0.0) + w * score / top
+            blended[item] = get(item, 0.0) + score * f
     parts = shared.parts if shared is not None else {}
     if parts:
         for item, total in blended.items():
@@ -113,14 +119,14 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
     return out
 
 
-def _source(item: Id, scaled: list[tuple[str, Channel, float, float]],
+def _source(item: Id, scaled: list[tuple[str, Channel, float]],
             shared: SharedChannel | None) -> str:
     """The channel whose normalised, weighted score of ``item`` is the largest (first wins)."""
     best, best_part = "", -1.0
-    for name, channel, w, top in scaled:
+    for name, channel, f in scaled:
         score = channel.get(item)
-        if score is not None and w * score / top > best_part:
-            best, best_part = name, w * score / top
+        if score is not None and (part := score * f) > best_part:
+            best, best_part = name, part
     if shared is not None and shared.parts.get(item, -1.0) > best_part:
         best = shared.name
     return best

@@ -224,20 +224,10 @@ def _run_case(case: Case, cfg: StreamBenchConfig, ds: Any, order: list[Any], n: 
         try:
             worker.wait_ready(timeout_s=300)
             _produce(settings, ds, order[: cfg.warm_events], 0.0)
-            _wait_accounted(worker, cfg.warm_events, timeout_s=1800)
+            worker.wait_accounted(cfg.warm_events, timeout_s=1800)
             return _measure(case, settings, ds, order[cfg.warm_events: cfg.warm_events + n], worker)
         finally:
             worker.stop()
-
-
-def _wait_accounted(worker: WorkerProcess, n: int, timeout_s: float) -> None:
-    """Until the warm-up's ``n`` events all have their lists in Redis (none is left to be
-    counted in the measured part)."""
-    deadline = time.monotonic() + timeout_s
-    while (done := accounted(worker.metrics())) < n:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"warm-up: {done:.0f} of {n} events accounted")
-        time.sleep(POLL_S)
 
 
 def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],

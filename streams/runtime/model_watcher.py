@@ -59,13 +59,15 @@ def load_kind(kind: str, directory: Path, settings: Settings) -> Any:
         m = settings.models
         if isinstance(rec, SIDRecRecaller):  # served float32, without a prefix cache
             if m.model_process:
-                return RemoteSIDRec.start(rec, resolve(directory), False, 0, m.model_threads)
+                return RemoteSIDRec.start(rec, resolve(directory), int8=False, cache_tokens=0,
+                                          threads=m.model_threads)
             return rec
         if m.model_int8:
             rec.quantize()
         if m.model_process:
-            return RemoteRecaller.start(rec, resolve(directory), m.model_int8,
-                                        m.prefix_cache_tokens, m.model_threads)
+            return RemoteRecaller.start(rec, resolve(directory), int8=m.model_int8,
+                                        cache_tokens=m.prefix_cache_tokens,
+                                        threads=m.model_threads)
         rec.enable_prefix_cache(settings.models.prefix_cache_tokens)
         return rec
     return RankerSession.from_artifact(directory, intra_op_threads=settings.models.model_threads)

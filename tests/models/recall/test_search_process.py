@@ -66,6 +66,27 @@ def test_a_sidrec_child_answers_like_the_local_one_and_follows_upserts(tmp_path:
         remote.close()
 
 
+def test_a_sidrec_child_embeds_an_upsert_by_the_vector_the_parent_got(tmp_path: Path) -> None:
+    """A model that embeds items by their vectors: the upsert's vector travels to the child,
+    which then scores the new item as this process does (a child given only the SID would
+    embed it by its codes alone)."""
+    served = tiny_sidrec(held_out=frozenset({7}), content=True)
+    served.mode = "item"
+    path = served.save(tmp_path, "abc", {}, {})
+    local = SIDRecRecaller.load(path)
+    remote = RemoteSIDRec.start(SIDRecRecaller.load(path), path, int8=False, cache_tokens=0)
+    try:
+        vec = clustered_vectors()[6] * 5.0
+        remote.add_item(7, vector=vec)
+        local.add_item(7, vector=vec)
+        want = local.recall(HISTORIES, k=N_ITEMS)
+        got = remote.recall(HISTORIES, k=N_ITEMS)
+        assert np.array_equal(got.items, want.items)
+        assert np.allclose(got.scores, want.scores, atol=1e-5)
+    finally:
+        remote.close()
+
+
 def test_a_child_that_cannot_load_is_reported(tmp_path: Path) -> None:
     path = tiny_recaller().save(tmp_path, "abc", {}, {})
     local = GenerativeRecaller.load(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 
 from models.recall.sidrec import SeqBatch
@@ -21,6 +22,27 @@ def test_an_item_without_an_id_row_is_embedded_by_its_codes_alone() -> None:
     id_part = model.id_emb.weight[3]  # type: ignore[union-attr]
     torch.testing.assert_close(table[3] - id_part, table[5])
     assert not bool(model.has_id[5]) and bool(model.has_id[3])
+
+
+def test_a_new_item_is_embedded_by_its_vector_beside_its_codes() -> None:
+    """With ``content``, two new items with the same content codes differ by their vectors
+    (the projection of each one's own vector), not only by nothing."""
+    rec = tiny_sidrec(held_out=frozenset({5, 6}), content=True)
+    model = rec.model
+    head = rec.table.sids[3][:-1]
+    v5, v6 = torch.randn(2, model.cfg.content_dim)
+    model.add_items(torch.tensor([5, 6]), torch.tensor([[*head, 7], [*head, 8]]), vectors=
+                    torch.stack([v5, v6]))
+    table = model.item_table()
+    assert model.content is not None
+    with torch.no_grad():
+        torch.testing.assert_close(table[5] - table[6], model.content(v5 - v6))
+
+
+def test_a_content_model_refuses_an_item_without_its_vector() -> None:
+    model = tiny_sidrec(held_out=frozenset({5}), content=True).model
+    with pytest.raises(ValueError, match="vectors"):
+        model.add_items(torch.tensor([5]), torch.tensor([[0, 0, 0]]))
 
 
 def test_id_drop_removes_id_parts_in_training_only() -> None:
