@@ -90,9 +90,9 @@ class Excluder:
 
 
 def children(trie: SidTrie, level: int, nodes: torch.Tensor) -> torch.Tensor:
-    """Child ids [*, V] of prefix ``nodes`` (-1 nodes give no children)."""
+    """Child ids [*, V] of prefix ``nodes`` (-1 nodes give no children), int64."""
     table = trie.table(level)
-    ch = table[nodes.clamp(min=0)]
+    ch = table[nodes.clamp(min=0)].long()
     return ch.masked_fill((nodes < 0).unsqueeze(-1), -1)
 
 

@@ -48,6 +48,8 @@ class SIDRecConfig:
     sid_detach: bool = True  # the SID head reads the encoder's states without shaping them
     content_dim: int = 0  # >0: the tokenizer's input vector of each item (text or item2vec),
     # projected, joins its codes in the item embedding (0: codes only)
+    id_stand_in: bool = True  # items added after training get an id part regressed from their
+    # vector (``stand_in``, fitted after training by models/recall/sidrec_stand_in.py)
 
     @property
     def levels(self) -> int:
@@ -88,6 +90,7 @@ class SIDRec(nn.Module):
     codes: torch.Tensor  # buffers, see the module docstring
     has_id: torch.Tensor
     vectors: torch.Tensor
+    stand_in: torch.Tensor  # [content_dim + 1, d]: vector (and 1) -> id part of a new item
     causal: torch.Tensor
 
     def __init__(self, cfg: SIDRecConfig) -> None:
@@ -116,6 +119,7 @@ class SIDRec(nn.Module):
         self.register_buffer("has_id", torch.zeros(cfg.n_items + 1, dtype=torch.bool))
         self.register_buffer("vectors", torch.zeros(cfg.n_items + 1, cfg.content_dim),
                              persistent=cfg.content_dim > 0)
+        self.register_buffer("stand_in", torch.zeros(cfg.content_dim + 1, d))
         causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
         self.register_buffer("causal", causal, persistent=False)
 
@@ -151,7 +155,8 @@ class SIDRec(nn.Module):
 
     def item_table(self, id_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Embedding of every row [rows, d]: its content codes, plus its id part where
-        ``has_id`` (and ``id_mask``, the training-time id drop) allow."""
+        ``has_id`` (and ``id_mask``, the training-time id drop) allow; an item added after
+        training gets the ``stand_in`` id part of its vector (zero until fitted)."""
         codes = self.codes[:, : self.cfg.content_levels]
         off = torch.tensor(self.cfg.offsets(self.cfg.content_levels))
         e = (self.code_emb((codes + off).clamp(min=0)) * (codes >= 0).unsqueeze(-1)).sum(1)
@@ -162,6 +167,10 @@ class SIDRec(nn.Module):
             n = self.cfg.n_items + 1
             ids = self.id_emb.weight * keep[:n].unsqueeze(-1)
             e = torch.cat([e[:n] + ids, e[n:]])
+            if self.cfg.id_stand_in and not self.training and bool(self.stand_in.any()):
+                new = (self.present & ~self.has_id).nonzero().squeeze(-1)
+                x = torch.cat([self.vectors[new], self.vectors.new_ones(len(new), 1)], 1)
+                e = e.index_add(0, new, x @ self.stand_in)
         return e
 
     # ------------------------------------------------------------------ encoder

@@ -26,6 +26,7 @@ from models.recall.beam import Excluder, RecallResult
 from models.recall.sasrec import left_pad
 from models.recall.sidrec import SIDRec, SIDRecConfig
 from models.recall.sidrec_search import MODES, rank
+from models.recall.sidrec_stand_in import fit_stand_in
 from models.sid.embeddings import encode_texts
 from models.sid.rqvae import RQVAE
 from models.sid.table import SidTable
@@ -172,7 +173,11 @@ class SIDRecRecaller:
             state = torch.load(d / WEIGHTS, map_location="cpu", weights_only=True)
             rows = int(man.config["rows"])
             model.add_items(torch.tensor([rows - 1]), torch.full((1, model.cfg.levels), -1))
+            fit = "stand_in" not in state  # saved before the stand-in existed: fit it now
+            state.setdefault("stand_in", model.stand_in)
             model.load_state_dict(state)
+            if fit and model.cfg.id_stand_in and model.id_emb is not None:
+                fit_stand_in(model)
             rec = cls(rqvae, table, model, str(man.config["mode"]), float(man.config["weight"]))
         except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ArtifactError(f"{d}: cannot load a SIDRec artifact: {exc}") from exc

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,13 @@ from tqdm import tqdm
 from models.artifacts import load_manifest, update_metrics
 from models.data.dataset import SeqDataset
 from models.recall.data import Split, leave_one_out, sample_split, train_windows
+from models.recall.ema import WeightAverage
 from models.recall.evaluate import rank_metrics, recaller_ranking
 from models.recall.sasrec import left_pad
 from models.recall.sidrec import SeqBatch, SIDRec, SIDRecConfig
 from models.recall.sidrec_eval import ablation, cold_items
 from models.recall.sidrec_recaller import SIDRecRecaller
+from models.recall.sidrec_stand_in import fit_stand_in
 from models.recall.stopping import BestOnValidation
 from models.sid.rqvae import RQVAE
 from models.sid.table import SidTable
@@ -54,6 +57,8 @@ class SIDRecTrainConfig:
     max_hist: int = 20
     cold_items: float = 0.0  # share of the catalogue held out of training
     content: bool = True  # embed items by the tokenizer's vectors too (SIDRecConfig.content_dim)
+    ema_epochs: float = 0.0  # >0: evaluate and keep a moving average of the weights over about
+    # this many epochs of steps (models/recall/ema.py); 0: the weights as trained
     seed: int = 0
 
 
@@ -97,7 +102,8 @@ def build_recaller(rqvae: RQVAE, table: SidTable, n_items: int, cfg: SIDRecTrain
 
 
 def _epoch(model: SIDRec, opt: torch.optim.Optimizer, data: torch.Tensor, batch_size: int,
-           rng: np.random.Generator, progress: bool, desc: str) -> dict[str, float]:
+           rng: np.random.Generator, progress: bool, desc: str,
+           avg: WeightAverage | None = None) -> dict[str, float]:
     model.train()
     order = torch.from_numpy(rng.permutation(len(data)))
     parts: dict[str, list[float]] = {"loss": [], "item": [], "sid": []}
@@ -109,6 +115,8 @@ def _epoch(model: SIDRec, opt: torch.optim.Optimizer, data: torch.Tensor, batch_
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if avg is not None:
+            avg.update(model)
         for key, val in (("loss", loss.item()), *part.items()):
             parts[key].append(val)
     return {key: float(np.mean(v)) if v else 0.0 for key, v in parts.items()}
@@ -133,23 +141,31 @@ def fit_sidrec(rec: SIDRecRecaller, ds: SeqDataset, cfg: SIDRecTrainConfig, held
     best = BestOnValidation(cfg.patience)
     history, t0 = [], time.time()
     rec.mode, rec.weight = "item", 0.0
+    steps = -(-len(data) // cfg.batch_size)
+    avg = WeightAverage(model, cfg.ema_epochs * steps) if cfg.ema_epochs > 0 else None
     for epoch in range(1, cfg.epochs + 1):
-        parts = _epoch(model, opt, data, cfg.batch_size, rng, progress, f"epoch {epoch}")
+        parts = _epoch(model, opt, data, cfg.batch_size, rng, progress, f"epoch {epoch}", avg)
         if epoch % cfg.eval_every and epoch != cfg.epochs:
             continue
-        m = _score(rec, valid, cfg.beam)
+        with avg.applied(model) if avg is not None else nullcontext():
+            m = _score(rec, valid, cfg.beam)
+            stop = best.update(epoch, m["recall@10"], model)
         minutes = (time.time() - t0) / 60
         history.append({"epoch": epoch, **parts, "minutes": round(minutes, 2), **m})
         log.info("epoch %d loss %.4f (item %.3f, sid %.3f) valid R@10 %.4f N@10 %.4f "
                  "(%.1f min)", epoch, parts["loss"], parts["item"], parts["sid"],
                  m["recall@10"], m["ndcg@10"], minutes)
-        if best.update(epoch, m["recall@10"], model):
+        if stop:
             break
     best.restore(model)
-    out = {"history": history, "best_epoch": best.epoch,
+    model.eval()
+    out: dict[str, Any] = {"history": history, "best_epoch": best.epoch,
            "epochs_run": history[-1]["epoch"] if history else 0,
            "best_valid_recall@10": best.score,
            "train_minutes": round((time.time() - t0) / 60, 2)}
+    if model.cfg.id_stand_in and model.id_emb is not None:
+        out["stand_in"] = fit_stand_in(model)
+        rec.reset_item_table()
     out["decoding"] = tune_decoding(rec, valid, cfg)
     return out
 
@@ -193,7 +209,8 @@ def run_train_sidrec(ds: SeqDataset, tokenizer: Path, out_root: Path, cfg: SIDRe
               "held_out": sorted(held_out)}
     path = rec.save(out_root, ds.data_hash(), config, metrics)
     if test and held_out:
-        metrics["cold_items"] = cold_items(rec, ds, test_split, held_out, cfg.beam)
+        valid = leave_one_out(ds, "valid", cfg.max_hist)
+        metrics["cold_items"] = cold_items(rec, ds, valid, test_split, held_out, cfg.beam)
         update_metrics(path, {"cold_items": metrics["cold_items"]})
     tok_s = load_manifest(tokenizer, kind="tokenizer").metrics.get("wall_s", 0.0)
     metrics["recipe_minutes"] = round(tok_s / 60 + (time.time() - t0) / 60, 2)

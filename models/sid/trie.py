@@ -1,6 +1,6 @@
 """Prefix trie of valid SIDs as dense per-level child tables, for batched constrained decoding.
 
-Level ``l`` holds ``children[l]``: an int64 array [n_nodes_l, V_l]; entry ``[node, code]`` is the
+Level ``l`` holds ``children[l]``: an int32 array [n_nodes_l, V_l]; entry ``[node, code]`` is the
 id of the child node at level ``l + 1`` (or, at the last level, the item id), -1 where the
 prefix has no such child. Node 0 of level 0 is the root. Masks for a batch of beams are a single
 fancy-index ``children[l][nodes] >= 0``. Insertion is in place (tables grow by doubling), so a
@@ -15,12 +15,14 @@ import numpy as np
 import torch
 
 NONE = -1
+DTYPE = np.int32  # node and item ids: half the memory of int64 (the dense last level is most
+# of a trie: 301 MB at a million items); item ids must fit in it
 
 
 class SidTrie:
     def __init__(self, vocab_sizes: Sequence[int]):
         self.vocab_sizes = tuple(int(v) for v in vocab_sizes)
-        self._tables = [np.full((1 if lv == 0 else 16, v), NONE, np.int64)
+        self._tables = [np.full((1 if lv == 0 else 16, v), NONE, DTYPE)
                         for lv, v in enumerate(self.vocab_sizes)]
         self._used = [1] + [0] * (len(self.vocab_sizes) - 1)  # nodes in use per level
         self.n_items = 0
@@ -42,7 +44,7 @@ class SidTrie:
     def _new_node(self, level: int) -> int:
         table = self._tables[level]
         if self._used[level] == table.shape[0]:
-            grown = np.full((table.shape[0] * 2, table.shape[1]), NONE, np.int64)
+            grown = np.full((table.shape[0] * 2, table.shape[1]), NONE, DTYPE)
             grown[: table.shape[0]] = table
             self._tables[level] = grown
         self._used[level] += 1
@@ -55,8 +57,8 @@ class SidTrie:
         for lv, c in enumerate(sid):
             if not 0 <= c < self.vocab_sizes[lv]:
                 raise ValueError(f"SID {tuple(sid)}: code {c} out of range at level {lv}")
-        if item < 0:
-            raise ValueError("item ids must be >= 0")
+        if not 0 <= item <= np.iinfo(DTYPE).max:
+            raise ValueError(f"item ids must be in 0..{np.iinfo(DTYPE).max}, got {item}")
         node = 0
         for lv, c in enumerate(sid[:-1]):
             child = int(self._tables[lv][node, c])

@@ -69,7 +69,8 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
     manifest = getattr(rec, "manifest", None)
     held_out = set(manifest.config.get("held_out", [])) if manifest is not None else set()
     if held_out:  # trained without them: add them through the catalogue path, then score
-        res["cold_items"] = cold_items(rec, ds, data, held_out, args.beam)
+        valid = leave_one_out(ds, "valid", rec.max_hist)  # where new-item scoring is chosen
+        res["cold_items"] = cold_items(rec, ds, valid, data, held_out, args.beam)
     print(format_metrics({k: v for k, v in res.items() if k != "cold_items"}))
     if held_out:
         cold = res["cold_items"]

@@ -81,7 +81,8 @@ def _cmd_train_sidrec(args: argparse.Namespace) -> int:
     cfg = SIDRecTrainConfig(model=model, epochs=args.epochs, batch_size=args.batch_size,
                             lr=args.lr, eval_every=args.eval_every, eval_users=args.eval_users,
                             patience=args.patience, beam=args.beam, cold_items=args.cold_items,
-                            content=args.content == "on", seed=args.seed)
+                            content=args.content == "on", ema_epochs=args.ema_epochs,
+                            seed=args.seed)
     print(run_train_sidrec(load_dataset(args.data), Path(args.tokenizer), Path(args.out), cfg,
                            test=not args.no_test))
     return 0
@@ -234,6 +235,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--content", choices=("on", "off"), default="on",
                    help="embed items by the tokenizer's vectors (text or item2vec) too, beside "
                         "their codes")
+    p.add_argument("--ema-epochs", type=float, default=0.0,
+                   help="evaluate and keep a moving average of the weights over about this "
+                        "many epochs of steps (0: off)")
     p.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
     p.set_defaults(func=_cmd_train_sidrec)
     p = sub.add_parser("train-ranker", help="train the CTR/CVR ranker, export ONNX, save artifact")

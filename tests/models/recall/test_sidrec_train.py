@@ -51,6 +51,22 @@ def test_cold_items_are_recalled_after_the_catalogue_upsert(monkeypatch: pytest.
     vectors = {i: clustered_vectors()[i - 1] for i in held}  # the items' own content
     monkeypatch.setattr("models.sid.tokenizer.encode_texts",
                         lambda texts: [vectors[int(t.split()[1])] for t in texts])
-    out = cold_items(rec, ds, test, held, beam=10)
+    out = cold_items(rec, ds, leave_one_out(ds, "valid", 8), test, held, beam=10)
     assert out["added"] == len(held) and out["cold_target_users"] > 0
     assert held <= set(rec.table.sids)
+
+
+@pytest.mark.parametrize("ema_epochs", [0.0, 1000.0])
+def test_with_a_weight_average_the_averaged_weights_are_scored_and_kept(ema_epochs: float
+                                                                         ) -> None:
+    """An average over ~1000 epochs barely leaves the initial weights: kept, they are the
+    initial ones (within the average's drift); without it, the trained ones."""
+    ds = synthetic_dataset(n_users=40)
+    rec = tiny_sidrec(dropout=0.1)
+    start = {n: p.detach().clone() for n, p in rec.model.named_parameters()}
+    cfg = SIDRecTrainConfig(epochs=2, eval_every=1, patience=5, max_hist=8, lr=1e-2,
+                            batch_size=16, beam=4, weights=(1.0,), ema_epochs=ema_epochs)
+    fit_sidrec(rec, ds, cfg, set(), progress=False)
+    moved = max(float((p.detach() - start[n]).abs().max())
+                for n, p in rec.model.named_parameters())
+    assert (moved < 1e-3) if ema_epochs else (moved > 1e-2)

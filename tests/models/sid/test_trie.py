@@ -79,3 +79,13 @@ def test_every_subtree_is_one_run_of_the_paths(sids: list[tuple[int, ...]]) -> N
         for node in range(trie.n_nodes(lv + 1)):
             under = (nodes[:, lv] == node).nonzero().squeeze(1).tolist()
             assert list(range(int(lo[node]), int(hi[node]))) == under
+
+
+def test_an_item_id_beyond_the_int32_tables_is_refused_not_wrapped() -> None:
+    """The tables hold int32: item 2**31 would be stored as a negative id (no item)."""
+    trie = SidTrie(VOCAB)
+    trie.insert((0, 0, 0), 2**31 - 1)
+    assert trie.lookup((0, 0, 0)) == 2**31 - 1
+    with pytest.raises(ValueError, match="item ids"):
+        trie.insert((0, 0, 1), 2**31)
+    assert trie.lookup((0, 0, 1)) == -1 and trie.n_items == 1

@@ -1,0 +1,87 @@
+"""The id stand-in of items added after training: fitted on warm items, used for new ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.recall.sidrec_recaller import SIDRecRecaller
+from models.recall.sidrec_stand_in import fit_stand_in
+from tests.fixtures.recall_models import clustered_vectors, tiny_sidrec
+
+
+def _linear_ids(rec: SIDRecRecaller) -> tuple[torch.Tensor, torch.Tensor]:
+    """Give every warm item the id part ``v @ a + b`` of its vector; returns (a, b)."""
+    model = rec.model
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(model.cfg.content_dim, model.cfg.d_model, generator=gen)
+    b = torch.randn(model.cfg.d_model, generator=gen)
+    with torch.no_grad():
+        warm = model.has_id.nonzero().squeeze(-1)
+        model.id_emb.weight[warm] = model.vectors[warm] @ a + b  # type: ignore[union-attr]
+    return a, b
+
+
+def test_a_new_item_gets_the_id_part_its_vector_predicts() -> None:
+    """Warm id parts that are a linear function of the vectors: the fitted stand-in gives a
+    new item (no id row) that function of its own vector, and leaves warm items alone."""
+    rec = tiny_sidrec(held_out=frozenset({5}), content=True)
+    model = rec.model.eval()
+    a, b = _linear_ids(rec)
+    before = model.item_table()
+    info = fit_stand_in(model)
+    assert info["cv_mse"] < 0.01 * info["zero_mse"]
+    vec = torch.from_numpy(clustered_vectors()[4])
+    rec.add_item(5, vector=vec.numpy())
+    table = rec.item_table()
+    codes_and_vector = table[5] - (vec @ a + b)
+    model.stand_in.zero_()
+    rec.reset_item_table()
+    torch.testing.assert_close(codes_and_vector, rec.item_table()[5], atol=0.05, rtol=0)
+    torch.testing.assert_close(table[:5], before[:5])
+
+
+def test_without_vectors_the_stand_in_is_the_mean_id_part() -> None:
+    rec = tiny_sidrec(held_out=frozenset({5}))
+    model = rec.model.eval()
+    with torch.no_grad():
+        model.id_emb.weight.normal_()  # type: ignore[union-attr]
+    fit_stand_in(model)
+    warm = model.has_id.nonzero().squeeze(-1)
+    torch.testing.assert_close(model.stand_in[-1], model.id_emb.weight[warm].mean(0))  # type: ignore[union-attr]
+
+
+def test_training_never_sees_the_stand_in() -> None:
+    """Id-dropped items in training are scored without an id part, as before the fit."""
+    rec = tiny_sidrec(held_out=frozenset({5}), content=True)
+    model = rec.model
+    _linear_ids(rec)
+    fit_stand_in(model)
+    rec.add_item(5, vector=clustered_vectors()[4])
+    model.train()
+    trained = model.item_table(torch.ones(model.n_rows, dtype=torch.bool))
+    model.stand_in.zero_()
+    torch.testing.assert_close(trained, model.item_table(torch.ones(model.n_rows,
+                                                                    dtype=torch.bool)))
+
+
+def test_a_model_without_id_parts_has_nothing_to_stand_in_for() -> None:
+    rec = tiny_sidrec()
+    rec.model.id_emb = None
+    with pytest.raises(ValueError, match="no id part"):
+        fit_stand_in(rec.model)
+
+
+def test_an_artifact_saved_without_a_stand_in_gets_one_fitted_at_load(tmp_path: Path) -> None:
+    rec = tiny_sidrec(held_out=frozenset({5}), content=True)
+    _linear_ids(rec)
+    kept = rec.model._buffers.pop("stand_in")  # saved as the artifacts before the stand-in
+    path = rec.save(tmp_path, "abc", {}, {})
+    assert "stand_in" not in torch.load(path / "sidrec.pt", weights_only=True)
+    rec.model._buffers["stand_in"] = kept
+    loaded = SIDRecRecaller.load(path)
+    assert bool(loaded.model.stand_in.any())
+    fit_stand_in(rec.model)
+    torch.testing.assert_close(loaded.model.stand_in, rec.model.stand_in)
