@@ -23,12 +23,17 @@ from models.recall.sidrec_recaller import SIDRecRecaller
 log = logging.getLogger(__name__)
 
 
-def _metrics(rec: SIDRecRecaller, data: Split, beam: int, exclude: bool) -> dict[str, float]:
+def _ranked(rec: SIDRecRecaller, data: Split, beam: int, exclude: bool
+            ) -> tuple[np.ndarray, float]:
+    """Top-10 of every user of ``data``, and the users/s it took."""
     t0 = time.perf_counter()
     ranked = recaller_ranking(rec, data, 10, beam, exclude, batch_size=256, progress=False)
-    seconds = time.perf_counter() - t0
-    return {**rank_metrics(ranked, data.targets), "users_per_s": round(len(data.targets)
-                                                                       / seconds, 1)}
+    return ranked, round(len(data.targets) / (time.perf_counter() - t0), 1)
+
+
+def _metrics(rec: SIDRecRecaller, data: Split, beam: int, exclude: bool) -> dict[str, float]:
+    ranked, per_s = _ranked(rec, data, beam, exclude)
+    return {**rank_metrics(ranked, data.targets), "users_per_s": per_s}
 
 
 def ablation(rec: SIDRecRecaller, data: Split, beam: int, hybrid_weight: float = 1.0
@@ -73,9 +78,7 @@ def _by_group(rec: SIDRecRecaller, data: Split, cold: np.ndarray, beam: int
               ) -> dict[str, dict[str, float]]:
     """R@K/N@K of all users, of those whose target is a cold item, and of the others: one
     ranking of every user (history kept), with its users/s."""
-    t0 = time.perf_counter()
-    ranked = recaller_ranking(rec, data, 10, beam, False, batch_size=256, progress=False)
-    per_s = round(len(data.targets) / (time.perf_counter() - t0), 1)
+    ranked, per_s = _ranked(rec, data, beam, False)
     out = {"all": {**rank_metrics(ranked, data.targets), "users_per_s": per_s}}
     for name, rows in (("cold", cold), ("warm", ~cold)):
         out[name] = rank_metrics(ranked[rows], data.targets[rows]) if rows.any() else {}

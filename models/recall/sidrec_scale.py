@@ -39,7 +39,7 @@ def synthetic_catalogue(n_items: int, vocab: tuple[int, ...], seed: int
 
 
 def _trie_bytes(trie: SidTrie) -> int:
-    return sum(trie.table(lv).numel() * trie.table(lv).element_size() for lv in range(trie.depth))
+    return sum(trie.table(lv).nbytes for lv in range(trie.depth))
 
 
 def bench_scale(n_items: int, users: int = 2048, beam: int = 20, k: int = 10,
