@@ -23,6 +23,7 @@ from tqdm import tqdm
 from models.data.dataset import SeqDataset
 from models.recall.data import leave_one_out, sample_split, train_windows
 from models.recall.evaluate import evaluate, format_metrics, rank_metrics, recaller_ranking
+from models.recall.lr_schedule import make_schedule
 from models.recall.sasrec import SASRec, SASRecConfig, SASRecRecaller, left_pad
 from models.recall.stopping import BestOnValidation
 
@@ -36,6 +37,8 @@ class SASRecTrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # or "cosine": decay to 0 over ``epochs`` (lr_schedule.py)
+    warmup_epochs: float = 0.0  # linear warm-up before the cosine decay
     eval_every: int = 5  # epochs
     eval_users: int = 0  # validation sample for early stopping (0: all users)
     patience: int = 4  # evaluations without improvement before stopping
@@ -49,7 +52,8 @@ def _windows(ds: SeqDataset, max_hist: int, n_items: int) -> torch.Tensor:
 
 
 def _epoch(model: SASRec, opt: torch.optim.Optimizer, data: torch.Tensor, batch_size: int,
-           rng: np.random.Generator, progress: bool, desc: str) -> float:
+           rng: np.random.Generator, progress: bool, desc: str,
+           sched: torch.optim.lr_scheduler.LRScheduler | None = None) -> float:
     model.train()
     order = torch.from_numpy(rng.permutation(len(data)))
     losses = []
@@ -64,6 +68,8 @@ def _epoch(model: SASRec, opt: torch.optim.Optimizer, data: torch.Tensor, batch_
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         losses.append(loss.item())
     return float(np.mean(losses)) if losses else 0.0
 
@@ -83,14 +89,17 @@ def fit_sasrec(ds: SeqDataset, cfg: SASRecTrainConfig, progress: bool = True
     valid = sample_split(leave_one_out(ds, "valid", cfg.max_hist), cfg.eval_users, cfg.seed)
     best = BestOnValidation(cfg.patience)
     history, t0 = [], time.time()
+    steps = -(-len(data) // cfg.batch_size)
+    sched = make_schedule(opt, cfg.lr_schedule, cfg.epochs * steps,
+                          round(cfg.warmup_epochs * steps))
     for epoch in range(1, cfg.epochs + 1):
-        loss = _epoch(model, opt, data, cfg.batch_size, rng, progress, f"epoch {epoch}")
+        loss = _epoch(model, opt, data, cfg.batch_size, rng, progress, f"epoch {epoch}", sched)
         if epoch % cfg.eval_every and epoch != cfg.epochs:
             continue
         model.eval()
         m = rank_metrics(recaller_ranking(rec, valid, 10, 0, False, batch_size=256,
                                           progress=False), valid.targets)
-        history.append({"epoch": epoch, "loss": loss,
+        history.append({"epoch": epoch, "loss": loss, "lr": opt.param_groups[0]["lr"],
                         "minutes": round((time.time() - t0) / 60, 2), **m})
         log.info("epoch %d loss %.4f valid R@10 %.4f N@10 %.4f (%.1f min)", epoch, loss,
                  m["recall@10"], m["ndcg@10"], (time.time() - t0) / 60)

@@ -30,6 +30,7 @@ from models.data.dataset import SeqDataset
 from models.recall.data import Split, leave_one_out, sample_split, train_windows
 from models.recall.ema import WeightAverage
 from models.recall.evaluate import rank_metrics, recaller_ranking
+from models.recall.lr_schedule import make_schedule
 from models.recall.sasrec import left_pad
 from models.recall.sidrec import SeqBatch, SIDRec, SIDRecConfig
 from models.recall.sidrec_eval import ablation, cold_items
@@ -49,6 +50,8 @@ class SIDRecTrainConfig:
     epochs: int = 200  # at most; early stopping on validation usually ends it sooner
     batch_size: int = 128
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": decay to 0 over ``epochs`` (lr_schedule.py)
+    warmup_epochs: float = 0.0  # linear warm-up before the cosine decay
     eval_every: int = 5  # epochs
     eval_users: int = 0  # validation users scored for early stopping (0: all)
     patience: int = 4  # evaluations without improvement before stopping
@@ -103,7 +106,8 @@ def build_recaller(rqvae: RQVAE, table: SidTable, n_items: int, cfg: SIDRecTrain
 
 def _epoch(model: SIDRec, opt: torch.optim.Optimizer, data: torch.Tensor, batch_size: int,
            rng: np.random.Generator, progress: bool, desc: str,
-           avg: WeightAverage | None = None) -> dict[str, float]:
+           avg: WeightAverage | None = None,
+           sched: torch.optim.lr_scheduler.LRScheduler | None = None) -> dict[str, float]:
     model.train()
     order = torch.from_numpy(rng.permutation(len(data)))
     parts: dict[str, list[float]] = {"loss": [], "item": [], "sid": []}
@@ -115,6 +119,8 @@ def _epoch(model: SIDRec, opt: torch.optim.Optimizer, data: torch.Tensor, batch_
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         if avg is not None:
             avg.update(model)
         for key, val in (("loss", loss.item()), *part.items()):
@@ -143,15 +149,19 @@ def fit_sidrec(rec: SIDRecRecaller, ds: SeqDataset, cfg: SIDRecTrainConfig, held
     rec.mode, rec.weight = "item", 0.0
     steps = -(-len(data) // cfg.batch_size)
     avg = WeightAverage(model, cfg.ema_epochs * steps) if cfg.ema_epochs > 0 else None
+    sched = make_schedule(opt, cfg.lr_schedule, cfg.epochs * steps,
+                          round(cfg.warmup_epochs * steps))
     for epoch in range(1, cfg.epochs + 1):
-        parts = _epoch(model, opt, data, cfg.batch_size, rng, progress, f"epoch {epoch}", avg)
+        parts = _epoch(model, opt, data, cfg.batch_size, rng, progress, f"epoch {epoch}", avg,
+                       sched)
         if epoch % cfg.eval_every and epoch != cfg.epochs:
             continue
         with avg.applied(model) if avg is not None else nullcontext():
             m = _score(rec, valid, cfg.beam)
             stop = best.update(epoch, m["recall@10"], model)
         minutes = (time.time() - t0) / 60
-        history.append({"epoch": epoch, **parts, "minutes": round(minutes, 2), **m})
+        history.append({"epoch": epoch, **parts, "lr": opt.param_groups[0]["lr"],
+                        "minutes": round(minutes, 2), **m})
         log.info("epoch %d loss %.4f (item %.3f, sid %.3f) valid R@10 %.4f N@10 %.4f "
                  "(%.1f min)", epoch, parts["loss"], parts["item"], parts["sid"],
                  m["recall@10"], m["ndcg@10"], minutes)

@@ -62,8 +62,9 @@ def _cmd_train_sasrec(args: argparse.Namespace) -> int:
     model = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
              "dropout": args.dropout}
     cfg = SASRecTrainConfig(model=model, epochs=args.epochs, batch_size=args.batch_size,
-                            lr=args.lr, eval_every=args.eval_every, eval_users=args.eval_users,
-                            patience=args.patience, seed=args.seed)
+                            lr=args.lr, lr_schedule=args.lr_schedule,
+                            warmup_epochs=args.warmup_epochs, eval_every=args.eval_every,
+                            eval_users=args.eval_users, patience=args.patience, seed=args.seed)
     print(run_train_sasrec(load_dataset(args.data), Path(args.out), cfg, test=not args.no_test))
     return 0
 
@@ -79,8 +80,10 @@ def _cmd_train_sidrec(args: argparse.Namespace) -> int:
              "id_drop": args.id_drop, "sid_weight": args.sid_weight,
              "sid_detach": not args.sid_shapes_encoder}
     cfg = SIDRecTrainConfig(model=model, epochs=args.epochs, batch_size=args.batch_size,
-                            lr=args.lr, eval_every=args.eval_every, eval_users=args.eval_users,
-                            patience=args.patience, beam=args.beam, cold_items=args.cold_items,
+                            lr=args.lr, lr_schedule=args.lr_schedule,
+                            warmup_epochs=args.warmup_epochs, eval_every=args.eval_every,
+                            eval_users=args.eval_users, patience=args.patience, beam=args.beam,
+                            cold_items=args.cold_items,
                             content=args.content == "on", ema_epochs=args.ema_epochs,
                             seed=args.seed)
     print(run_train_sidrec(load_dataset(args.data), Path(args.tokenizer), Path(args.out), cfg,
@@ -157,6 +160,10 @@ def _add_item_level_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=200, help="at most (early stopping)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="cosine: decay to zero over --epochs (then --epochs is the budget)")
+    p.add_argument("--warmup-epochs", type=float, default=0.0,
+                   help="linear warm-up before the cosine decay")
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=2)
