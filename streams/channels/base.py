@@ -87,35 +87,39 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
     """
     scaled: list[tuple[str, Channel, float]] = []
     for name, channel in channels.items():
+        if shared is not None and name == shared.name:
+            continue  # already weighted and scaled, once for the whole batch
         f = _scale(name, channel, weights)
-        if f > 0 and (shared is None or name != shared.name):
+        if f > 0:
             scaled.append((name, channel, f))
     blended: dict[Id, float] = {}
-    for _, channel, f in scaled:
+    if len(scaled) == 1:  # the common case: one own channel beside the shared one
+        _, channel, f = scaled[0]
+        blended = {item: score * f for item, score in channel.items()}
+    for _, channel, f in scaled if len(scaled) > 1 else ():
         get = blended.get
         for item, score in channel.items():
             blended[item] = get(item, 0.0) + score * f
     parts = shared.parts if shared is not None else {}
-    if parts:
-        for item, total in blended.items():
-            part = parts.get(item)
-            if part is not None:
-                blended[item] = total + part
+    for item in blended.keys() & parts.keys():  # updating values keeps the insertion order
+        blended[item] += parts[item]
     own = sorted(blended.items(), key=itemgetter(1), reverse=True)
-    rest = [] if shared is None else shared.ranked
+    rest, rest_name = ([], "") if shared is None else (shared.ranked, shared.name)
+    source = _source if len(scaled) != 1 else _source_of_one
     out: list[Candidate] = []
     i = j = 0
     while len(out) < n and (i < len(own) or j < len(rest)):
         if j >= len(rest) or (i < len(own) and own[i][1] >= rest[j][1]):
             item, total = own[i]
             i += 1
-        else:
-            item, total = rest[j]
-            j += 1
-            if item in blended:  # already ranked with the user's own channels
-                continue
-        if item not in exclude:
-            out.append(Candidate(item, round(total, 6), _source(item, scaled, shared)))
+            if item not in exclude:
+                out.append(Candidate(item, round(total, 6), source(item, scaled, shared)))
+            continue
+        item, total = rest[j]
+        j += 1
+        # an item of the user's own channels is ranked with them; any other is the shared one's
+        if item not in blended and item not in exclude:
+            out.append(Candidate(item, round(total, 6), rest_name))
     return out
 
 
@@ -130,3 +134,12 @@ def _source(item: Id, scaled: list[tuple[str, Channel, float]],
     if shared is not None and shared.parts.get(item, -1.0) > best_part:
         best = shared.name
     return best
+
+
+def _source_of_one(item: Id, scaled: list[tuple[str, Channel, float]],
+                   shared: SharedChannel | None) -> str:
+    """:func:`_source` with one own channel, which has ``item``."""
+    name, channel, f = scaled[0]
+    if shared is not None and shared.parts.get(item, -1.0) > channel[item] * f:
+        return shared.name
+    return name

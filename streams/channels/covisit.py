@@ -31,6 +31,9 @@ class CoVisitation:
         self.config = config or CoVisitConfig()
         self.rows: dict[Id, dict[Id, float]] = {}
         self.totals: dict[Id, float] = {}
+        # item -> (k, its top-k neighbours), kept between recalls (every recompute of a user
+        # reads the rows of their recent items); ``_add`` drops the entry of the row it changes
+        self._top: dict[Id, tuple[int, list[tuple[Id, float]]]] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -51,7 +54,11 @@ class CoVisitation:
             self.update(items[max(0, pos - self.config.window):pos], items[pos], weight)
 
     def neighbors(self, item: Id, k: int) -> list[tuple[Id, float]]:
-        """Top ``k`` neighbours of ``item`` with conditional scores in (0, 1]."""
+        """Top ``k`` neighbours of ``item`` with conditional scores in (0, 1]; the list is
+        shared with later calls until the row changes: do not modify it."""
+        cached = self._top.get(item)
+        if cached is not None and cached[0] == k:
+            return cached[1]
         row = self.rows.get(item)
         if not row:
             return []
@@ -59,7 +66,9 @@ class CoVisitation:
         # rows hold <= 2 x max_neighbors entries: a C sort beats heapq.nlargest's Python key
         # calls by ~4x there (ties keep insertion order either way)
         best = sorted(row.items(), key=itemgetter(1), reverse=True)[:k]
-        return [(j, c / total) for j, c in best]
+        top = [(j, c / total) for j, c in best]
+        self._top[item] = (k, top)
+        return top
 
     def _add(self, a: Id, b: Id, w: float) -> None:
         row = self.rows.get(a)
@@ -67,6 +76,7 @@ class CoVisitation:
             row = self.rows[a] = {}
         row[b] = row.get(b, 0.0) + w
         self.totals[a] = self.totals.get(a, 0.0) + w
+        self._top.pop(a, None)
         if len(row) > 2 * self.config.max_neighbors:
             self._prune(a, row)
 

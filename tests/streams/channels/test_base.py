@@ -63,3 +63,6 @@ def test_shared_popular_channel_merges_like_blending_it_per_user() -> None:
         shared = share("popular", popular, weights)
         assert merge_channels(channels, weights, exclude, n, shared) == want
         assert merge_channels(channels, weights, exclude, n) == want
+        alone = {**channels, "generative": {}}  # one own channel: the merge's fast path
+        want = _merge_reference(alone, weights, exclude, n)
+        assert merge_channels(alone, weights, exclude, n, shared) == want

@@ -18,3 +18,12 @@ def test_covisitation_rows_are_bounded_and_serialisable() -> None:
     assert [j for j, _ in cv.neighbors(100, 3)] == [9, 8, 7]
     again = CoVisitation.from_rows(cv.to_rows(), cv.config)
     assert again.neighbors(100, 3) == cv.neighbors(100, 3)
+
+
+def test_neighbours_read_after_an_update_are_not_the_stale_ones_read_before() -> None:
+    cv = CoVisitation(CoVisitConfig(window=1))
+    cv.add_sequence([1, 2])
+    assert cv.neighbors(1, 5) == [(2, 1.0)]  # read (and kept) before the update
+    cv.update([1], 3, weight=3.0)  # 1 -> 3 now outweighs 1 -> 2
+    assert cv.neighbors(1, 5) == [(3, 0.75), (2, 0.25)]
+    assert cv.neighbors(1, 1) == [(3, 0.75)]  # another k is not the kept list
