@@ -27,30 +27,45 @@ LAMBDAS = (1e-3, 1e-2, 0.1, 1.0, 10.0)  # ridge strengths tried, x the mean diag
 FOLDS = 5
 
 
+class _Normal:
+    """The centred normal equations of one fit: ridge weights for any strength from them
+    (the Gram matrix is the costly part: computed once per fit, not once per strength)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.mx, self.my = x.mean(0), y.mean(0)
+        xc = x - self.mx
+        self.gram = xc.T @ xc
+        self.xty = xc.T @ (y - self.my)
+        self.scale = float(self.gram.diagonal().mean()) if x.shape[1] else 0.0
+
+    def weights(self, lam: float) -> torch.Tensor:
+        """[D + 1, d] weights (last row: intercept) of the ridge fit at strength ``lam``."""
+        w = self.xty.new_zeros(self.xty.shape)
+        if len(self.gram):
+            ridge = lam * self.scale * torch.eye(len(self.gram), dtype=self.gram.dtype)
+            w = torch.linalg.solve(self.gram + ridge, self.xty)
+        return torch.cat([w, (self.my - self.mx @ w)[None]])
+
+
 def _ridge(x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
     """[D + 1, d] weights (last row: intercept) of a ridge fit of ``y`` on centred ``x``."""
-    mx, my = x.mean(0), y.mean(0)
-    w = x.new_zeros(x.shape[1], y.shape[1])
-    if x.shape[1]:
-        xc = x - mx
-        gram = xc.T @ xc
-        ridge = lam * float(gram.diagonal().mean()) * torch.eye(len(gram), dtype=x.dtype)
-        w = torch.linalg.solve(gram + ridge, xc.T @ (y - my))
-    return torch.cat([w, (my - mx @ w)[None]])
+    return _Normal(x, y).weights(lam)
 
 
-def _cv_error(x: torch.Tensor, y: torch.Tensor, lam: float, folds: int) -> float:
-    """Mean squared error of held-out folds (rows in a fixed shuffled order)."""
+def _cv_errors(x: torch.Tensor, y: torch.Tensor, lambdas: Sequence[float], folds: int
+               ) -> dict[float, float]:
+    """Mean squared error of held-out folds (rows in a fixed shuffled order), per strength."""
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    err = 0.0
+    err = dict.fromkeys(lambdas, 0.0)
     for f in range(folds):
         test = order[f::folds]
         train = torch.ones(len(x), dtype=torch.bool)
         train[test] = False
-        w = _ridge(x[train], y[train], lam)
-        pred = torch.cat([x[test], x.new_ones(len(test), 1)], 1) @ w
-        err += float(((pred - y[test]) ** 2).sum())
-    return err / len(x)
+        normal = _Normal(x[train], y[train])
+        xt = torch.cat([x[test], x.new_ones(len(test), 1)], 1)
+        for lam in lambdas:
+            err[lam] += float(((xt @ normal.weights(lam) - y[test]) ** 2).sum())
+    return {lam: e / len(x) for lam, e in err.items()}
 
 
 @torch.no_grad()
@@ -66,7 +81,7 @@ def fit_stand_in(model: SIDRec, lambdas: Sequence[float] = LAMBDAS, folds: int =
         raise ValueError(f"{len(rows)} warm items: too few to fit the id stand-in")
     x = model.vectors[rows].double()
     y = model.id_emb.weight[rows].double()
-    errors = {lam: _cv_error(x, y, lam, folds) for lam in lambdas}
+    errors = _cv_errors(x, y, lambdas, folds)
     lam = min(errors, key=lambda k: errors[k])
     model.stand_in.copy_(_ridge(x, y, lam).to(model.stand_in.dtype))
     zero = float((y ** 2).sum(1).mean())

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.recall.sidrec_recaller import SIDRecRecaller
-from models.recall.sidrec_stand_in import fit_stand_in
+from models.recall.sidrec_stand_in import _cv_errors, fit_stand_in
 from tests.fixtures.recall_models import clustered_vectors, tiny_sidrec
 
 
@@ -85,3 +85,30 @@ def test_an_artifact_saved_without_a_stand_in_gets_one_fitted_at_load(tmp_path: 
     assert bool(loaded.model.stand_in.any())
     fit_stand_in(rec.model)
     torch.testing.assert_close(loaded.model.stand_in, rec.model.stand_in)
+
+
+def test_each_strengths_cv_error_is_that_of_its_own_fits() -> None:
+    """The folds' normal equations are shared by every strength; each strength's error must
+    still be the one of fitting it alone on each fold (no strength's weights reused)."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(60, 6, generator=gen, dtype=torch.float64)
+    y = x @ torch.randn(6, 3, generator=gen, dtype=torch.float64) + torch.randn(
+        60, 3, generator=gen, dtype=torch.float64)
+    lambdas = (1e-3, 1.0, 100.0)
+    order = torch.randperm(60, generator=torch.Generator().manual_seed(0))
+    for lam, got in _cv_errors(x, y, lambdas, folds=4).items():
+        err = 0.0
+        for f in range(4):
+            test = order[f::4]
+            train = torch.ones(60, dtype=torch.bool)
+            train[test] = False
+            xt, xr, yr = x[test], x[train], y[train]
+            xc = xr - xr.mean(0)
+            gram = xc.T @ xc
+            w = torch.linalg.solve(gram + lam * gram.diagonal().mean() * torch.eye(6),
+                                   xc.T @ (yr - yr.mean(0)))
+            pred = (xt - xr.mean(0)) @ w + yr.mean(0)
+            err += float(((pred - y[test]) ** 2).sum())
+        assert got == pytest.approx(err / 60, rel=1e-6)
+    errors = _cv_errors(x, y, lambdas, folds=4)
+    assert errors[100.0] > errors[1e-3]  # a real signal: heavy shrinkage costs
