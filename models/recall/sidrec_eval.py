@@ -72,6 +72,7 @@ def add_held_out(rec: SIDRecRecaller, ds: SeqDataset, held_out: set[int]) -> dic
 
 
 BOOSTS = (0.0, 0.5, 1.0)  # new-item logit bonuses tried on validation
+SLOTS = (0, 1, 2)  # new items guaranteed in each top-10 (item head), tried on validation
 
 
 def _by_group(rec: SIDRecRecaller, data: Split, cold: np.ndarray, beam: int
@@ -85,47 +86,57 @@ def _by_group(rec: SIDRecRecaller, data: Split, cold: np.ndarray, beam: int
     return out
 
 
-def _variants(rec: SIDRecRecaller) -> list[tuple[bool, float]]:
-    """(id stand-in on, new-item boost) pairs to try; the stand-in only where it is fitted."""
+Variant = tuple[bool, float, int]  # id stand-in on, new-item boost, new-item slots
+
+
+def _variants(rec: SIDRecRecaller) -> list[Variant]:
+    """How new items may be scored: the stand-in only where it is fitted, slots only for the
+    item head (the decoding that has them)."""
     ons = (False, True) if bool(rec.model.stand_in.any()) else (False,)
-    return [(on, b) for on in ons for b in BOOSTS]
+    slots = SLOTS if rec.mode == "item" else (0,)
+    return [(on, b, n) for on in ons for b in BOOSTS for n in slots]
 
 
-def _set(rec: SIDRecRecaller, fitted: torch.Tensor, on: bool, boost: float) -> None:
+def _set(rec: SIDRecRecaller, fitted: torch.Tensor, variant: Variant) -> None:
+    on, boost, slots = variant
     rec.model.stand_in.copy_(fitted if on else torch.zeros_like(fitted))
-    rec.new_item_boost = boost
+    rec.new_item_boost, rec.new_item_slots = boost, slots
     rec.reset_item_table()
 
 
 def cold_items(rec: SIDRecRecaller, ds: SeqDataset, valid: Split, test: Split,
                held_out: set[int], beam: int) -> dict[str, Any]:
     """Add the held-out items through the catalogue path, choose how new items are scored
-    (id stand-in on or off, new-item boost) by all-user validation R@10, then report test
-    R@K/N@K of all, cold-target and warm-target users for: codes and vector alone (no
-    stand-in, no boost), the stand-in alone, and the choice. ``rec`` keeps the choice."""
+    (id stand-in on or off, new-item boost, new-item slots) by all-user validation R@10, then
+    report test R@K/N@K of all, cold-target and warm-target users for: codes and vector alone
+    (no stand-in, boost or slots), the stand-in alone, and the choice. ``rec`` keeps the
+    choice."""
     added = add_held_out(rec, ds, held_out)
     v_cold = np.array([t in held_out for t in valid.targets])
     t_cold = np.array([t in held_out for t in test.targets])
     fitted = rec.model.stand_in.clone()
     scored = []
-    for on, boost in _variants(rec):
-        _set(rec, fitted, on, boost)
-        scored.append((on, boost, _by_group(rec, valid, v_cold, beam)))
-    chosen_on, chosen_boost, _ = max(scored, key=lambda t: (round(t[2]["all"]["recall@10"], 6),
-                                                           -t[1]))
-    tried = [{"stand_in": on, "boost": boost, **groups} for on, boost, groups in scored]
+    for variant in _variants(rec):
+        _set(rec, fitted, variant)
+        scored.append((variant, _by_group(rec, valid, v_cold, beam)))
+    # ties: the plainest variant (no boost, no slots)
+    chosen, _ = max(scored, key=lambda t: (round(t[1]["all"]["recall@10"], 6), -t[0][1],
+                                           -t[0][2]))
+    keys = ("stand_in", "boost", "slots")
+    tried = [{**dict(zip(keys, variant, strict=True)), **groups} for variant, groups in scored]
     out: dict[str, Any] = {"held_out_items": len(held_out), **added,
                            "cold_target_users": int(t_cold.sum()),
                            "valid_cold_target_users": int(v_cold.sum()), "valid": tried,
-                           "chosen": {"stand_in": chosen_on, "boost": chosen_boost}}
-    for name, on, boost in (("plain", False, 0.0), ("stand_in", True, 0.0),
-                            ("served", chosen_on, chosen_boost)):
-        if on and not bool(fitted.any()):
+                           "chosen": dict(zip(keys, chosen, strict=True))}
+    for name, variant in (("plain", (False, 0.0, 0)), ("stand_in", (True, 0.0, 0)),
+                          ("served", chosen)):
+        if variant[0] and not bool(fitted.any()):
             continue
-        _set(rec, fitted, on, boost)
+        _set(rec, fitted, variant)
         out[name] = _by_group(rec, test, t_cold, beam)
-        log.info("cold items, %s (stand-in %s, boost %g): cold-target R@10 %.4f, warm %.4f, "
-                 "all %.4f", name, on, boost, out[name]["cold"].get("recall@10", float("nan")),
+        log.info("cold items, %s (stand-in %s, boost %g, slots %d): cold-target R@10 %.4f, "
+                 "warm %.4f, all %.4f", name, *variant,
+                 out[name]["cold"].get("recall@10", float("nan")),
                  out[name]["warm"].get("recall@10", float("nan")),
                  out[name]["all"]["recall@10"])
     out["cold"], out["all"] = out["served"]["cold"], out["served"]["all"]

@@ -54,6 +54,7 @@ class SIDRecRecaller:
         self.rqvae, self.table, self.model = rqvae.eval(), table, model.eval()
         self.mode, self.weight = mode, weight
         self.new_item_boost = 0.0  # logit bonus of items added after training (item head)
+        self.new_item_slots = 0  # of each top-k, at least this many such items (item head)
         self.max_hist, self.n_last_candidates = model.cfg.max_len, n_last_candidates
         self.trie = SidTrie.from_sids(table.vocab_sizes, ((s, i) for i, s in table.sids.items()))
         self.manifest: Manifest | None = None  # set by load()
@@ -102,7 +103,8 @@ class SIDRecRecaller:
             part = rows[s: s + batch_size]
             ex = Excluder(None if exclude is None else exclude[s: s + batch_size], len(part))
             res = rank(self.model, self.trie, self.states(part), self.item_table(), k, beam,
-                       self.mode, self.weight, ex, self.new_item_boost)
+                       self.mode, self.weight, ex, self.new_item_boost,
+                       self.new_item_slots if self.mode == "item" else 0)
             items[s: s + len(part)], scores[s: s + len(part)] = res.items, res.scores
         empty = [u for u, r in enumerate(rows) if not r]
         items[empty], scores[empty] = -1, -np.inf
@@ -157,6 +159,7 @@ class SIDRecRecaller:
 
         config = {**config, "model": asdict(self.model.cfg), "mode": self.mode,
                   "weight": self.weight, "new_item_boost": self.new_item_boost,
+                  "new_item_slots": self.new_item_slots,
                   "rows": self.model.n_rows}
         return write_artifact(root, KIND, FORMAT, data_hash, config, metrics, writer)
 
@@ -182,5 +185,6 @@ class SIDRecRecaller:
         except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ArtifactError(f"{d}: cannot load a SIDRec artifact: {exc}") from exc
         rec.new_item_boost = float(man.config.get("new_item_boost", 0.0))
+        rec.new_item_slots = int(man.config.get("new_item_slots", 0))
         rec.manifest = man
         return rec

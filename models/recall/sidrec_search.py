@@ -83,13 +83,43 @@ def _top(items: torch.Tensor, score: torch.Tensor, k: int) -> RecallResult:
     return RecallResult(out_items, out_scores)
 
 
+def with_new_slots(res: RecallResult, logp: torch.Tensor, new: torch.Tensor, slots: int
+                   ) -> RecallResult:
+    """At least ``slots`` of each user's top-k are items added after training (``new``
+    [rows]): where the top-k holds fewer, its lowest warm items make room for the best-scored
+    new items not in it, appended last (they score below every item kept, so the list stays
+    sorted). A freshness quota, as TIGER's cold-start protocol bounds the share of new items."""
+    if slots <= 0 or not bool(new.any()):
+        return res
+    # the new items a top-k holds are the best-scored new ones: the best ``slots`` new items
+    # not in it are what it lacks
+    best, best_items = logp.masked_fill(~new, NEG).topk(min(slots, logp.shape[1]), dim=-1)
+    fresh = new.numpy()
+    items, scores = res.items.copy(), res.scores.copy()
+    for u, (cand, cand_s) in enumerate(zip(best_items.numpy(), best.numpy(), strict=True)):
+        row = items[u]
+        add = [(i, s) for i, s in zip(cand, cand_s, strict=True)
+               if np.isfinite(s) and i not in row]
+        if not add:
+            continue
+        warm = [p for p in range(len(row)) if row[p] <= 0 or not fresh[row[p]]]
+        drop = set(warm[-len(add):])
+        keep = [p for p in range(len(row)) if p not in drop]
+        items[u] = np.concatenate([row[keep], [i for i, _ in add]])
+        scores[u] = np.concatenate([scores[u][keep], [s for _, s in add]])
+    return RecallResult(items, scores)
+
+
 @torch.no_grad()
 def rank(model: SIDRec, trie: SidTrie, h: torch.Tensor, table: torch.Tensor, k: int,
          beam: int, mode: str = "hybrid", weight: float = 1.0, excl: Excluder | None = None,
-         new_item_boost: float = 0.0) -> RecallResult:
-    """Top-``k`` items for user states ``h`` [U, d] (``table``: ``model.item_table()``)."""
+         new_item_boost: float = 0.0, new_item_slots: int = 0) -> RecallResult:
+    """Top-``k`` items for user states ``h`` [U, d] (``table``: ``model.item_table()``);
+    ``new_item_slots`` (item mode): see :func:`with_new_slots`."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if new_item_slots and mode != "item":
+        raise ValueError(f"new-item slots are an item-head option, not {mode!r}'s")
     excl = excl or Excluder(None, h.shape[0])
     if mode == "beam":
         items, score = beam_sids(model, trie, h, beam, excl)
@@ -97,7 +127,8 @@ def rank(model: SIDRec, trie: SidTrie, h: torch.Tensor, table: torch.Tensor, k: 
     logp = item_logp(model, h, table, excl, new_item_boost)
     if mode == "item":
         score, items = logp.topk(min(k, logp.shape[1]), dim=-1)
-        return _top(items.masked_fill(torch.isinf(score), -1), score, k)
+        res = _top(items.masked_fill(torch.isinf(score), -1), score, k)
+        return with_new_slots(res, logp, model.present & ~model.has_id, new_item_slots)
     beam_items, _ = beam_sids(model, trie, h, beam, excl)
     _, head_items = logp.topk(min(beam, logp.shape[1]), dim=-1)
     cand = torch.cat([beam_items, head_items], 1)

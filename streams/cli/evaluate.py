@@ -30,6 +30,8 @@ def _load_recaller(args: argparse.Namespace) -> Any:
         gen.weight = gen.weight if args.item_weight is None else args.item_weight
         if args.new_item_boost is not None:
             gen.new_item_boost = args.new_item_boost
+        if args.new_item_slots is not None:
+            gen.new_item_slots = args.new_item_slots
         return gen
     if args.item_weight is not None:
         gen.rerank = args.item_weight
@@ -43,7 +45,8 @@ def _load_recaller(args: argparse.Namespace) -> Any:
 def _decoding(rec: Any) -> dict[str, Any]:
     """How the recaller ranks, for the results file and its name."""
     if hasattr(rec, "mode"):
-        return {"mode": rec.mode, "weight": rec.weight, "new_item_boost": rec.new_item_boost}
+        return {"mode": rec.mode, "weight": rec.weight, "new_item_boost": rec.new_item_boost,
+                "new_item_slots": rec.new_item_slots}
     if hasattr(rec, "rerank"):
         return {"rerank": rec.rerank, "steer": rec.steer, "int8": rec.int8}
     return {}
@@ -79,7 +82,8 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
               f"{cold['cold'].get('recall@10', float('nan')):.4f} N@10 "
               f"{cold['cold'].get('ndcg@10', float('nan')):.4f}; all users R@10 "
               f"{cold['all']['recall@10']:.4f} N@10 {cold['all']['ndcg@10']:.4f}")
-    tag = (f"-{d['mode']}-w{d['weight']:g}-b{d['new_item_boost']:g}" if "mode" in d else
+    tag = (f"-{d['mode']}-w{d['weight']:g}-b{d['new_item_boost']:g}-s{d['new_item_slots']}"
+           if "mode" in d else
            f"-w{d['rerank']:g}-s{d['steer']:g}{'-int8' if d['int8'] else ''}" if d else "")
     name = f"eval-{args.split}-beam{args.beam}{tag}.json"
     out = Path(args.json) if args.json else resolve(Path(args.artifact)) / name
@@ -139,6 +143,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--new-item-boost", type=float, default=None,
                    help="SIDRec artifacts: logit bonus of items added after training (the "
                         "held-out cold items; default: the artifact's, 0)")
+    p.add_argument("--new-item-slots", type=int, default=None,
+                   help="SIDRec artifacts, item head: at least this many items added after "
+                        "training in each top-k (default: the artifact's, 0)")
     p.set_defaults(func=_cmd_eval_recall)
 
     p = sub.add_parser("eval-coldstart", help="cold-start recall from user profiles on "

@@ -60,9 +60,15 @@ def test_artifact_round_trips_with_upserts_and_rejects_corruption(
         trained: SIDRecRecaller, tmp_path: Path) -> None:
     trained.add_item(45, vector=clustered_vectors()[2] + 1e-3)
     hist = [[1, 2, 3], [10, 11], [3, 4, 5, 6]]
-    path = trained.save(tmp_path, "hash", {}, {"x": 1})
+    trained.new_item_boost, trained.new_item_slots = 0.5, 1  # the new-item choice travels
+    try:
+        path = trained.save(tmp_path, "hash", {}, {"x": 1})
+    finally:
+        trained.new_item_boost, trained.new_item_slots = 0.0, 0
     again = SIDRecRecaller.load(tmp_path)
     assert (again.mode, again.weight) == (trained.mode, trained.weight)
+    assert (again.new_item_boost, again.new_item_slots) == (0.5, 1)
+    again.new_item_boost, again.new_item_slots = 0.0, 0
     np.testing.assert_array_equal(again.recall(hist, k=5).items, trained.recall(hist, k=5).items)
     assert again.table.sids[45] == trained.table.sids[45]
     (path / "sidrec.pt").write_bytes(b"broken")

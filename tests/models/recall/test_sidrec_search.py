@@ -3,10 +3,12 @@ head and the hybrid agree with brute force."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from models.recall.beam import Excluder
-from models.recall.sidrec_search import beam_sids, rank
+from models.recall.beam import Excluder, RecallResult
+from models.recall.sidrec import NEG
+from models.recall.sidrec_search import beam_sids, rank, with_new_slots
 from tests.fixtures.recall_models import N_ITEMS, tiny_sidrec
 
 
@@ -77,3 +79,40 @@ def test_the_new_item_boost_lifts_only_items_added_after_training() -> None:
     assert (boosted.items[:, 0] == 41).all() and not (plain.items[:, 0] == 41).all()
     rest = [[i for i in row if i != 41] for row in boosted.items.tolist()]
     assert all(r == p[: len(r)] for r, p in zip(rest, plain.items.tolist(), strict=True))
+
+
+def test_new_item_slots_replace_the_lowest_warm_items_with_the_best_new_ones() -> None:
+    """Two slots, two new items pushed to the bottom (boost -50): they take the last two
+    places (best new first), the three best warm items keep theirs; an excluded new item
+    never enters, and a top-k that already holds enough new items is unchanged."""
+    rec, h = _setup(4)
+    for item, src in ((41, 3), (42, 5)):
+        head = rec.table.sids[src][:-1]
+        rec.add_known(item, (*head, rec.table.prefix_count[head]))  # no id row: new items
+    table = rec.model.item_table()
+
+    def top5(boost: float, slots: int, excl: Excluder | None = None) -> RecallResult:
+        return rank(rec.model, rec.trie, h, table, k=5, beam=4, mode="item", excl=excl,
+                    new_item_boost=boost, new_item_slots=slots)
+
+    plain, got = top5(-50.0, 0), top5(-50.0, 2)
+    assert not {41, 42} & set(plain.items.flatten().tolist())
+    logp = rec.model.item_logits(h, table).log_softmax(-1)
+    for u in range(3):
+        new = sorted((41, 42), key=lambda i: -float(logp[u, i]))
+        assert got.items[u].tolist() == plain.items[u, :3].tolist() + new
+        assert (got.scores[u, :-1] >= got.scores[u, 1:]).all()
+    ex = top5(-50.0, 2, Excluder([{41}, set(), set()], 3))
+    assert ex.items[0].tolist() == [*plain.items[0, :4].tolist(), 42]
+    assert top5(50.0, 2).items.tolist() == top5(50.0, 0).items.tolist()  # two new already
+
+
+def test_new_item_slots_count_the_new_items_already_in_the_top_k() -> None:
+    """Slots are a floor, not extra places: a top-4 holding one new item of two slots gets
+    one more (the best other new item), not two."""
+    logp = torch.tensor([[NEG, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0]])
+    new = torch.tensor([False, False, True, False, False, True, True, False])
+    res = RecallResult(np.array([[1, 2, 3, 4]]), np.array([[-1.0, -2.0, -3.0, -4.0]], np.float32))
+    got = with_new_slots(res, logp, new, slots=2)
+    assert got.items.tolist() == [[1, 2, 3, 5]] and got.scores[0, -1] == -5.0
+    assert with_new_slots(res, logp, new, slots=1).items.tolist() == [[1, 2, 3, 4]]

@@ -53,6 +53,10 @@ def test_cold_items_are_recalled_after_the_catalogue_upsert(monkeypatch: pytest.
                         lambda texts: [vectors[int(t.split()[1])] for t in texts])
     out = cold_items(rec, ds, leave_one_out(ds, "valid", 8), test, held, beam=10)
     assert out["added"] == len(held) and out["cold_target_users"] > 0
+    # slots are tried where the item head serves; the choice is what ``rec`` keeps
+    assert {v["slots"] for v in out["valid"]} == ({0, 1, 2} if rec.mode == "item" else {0})
+    assert (out["chosen"]["boost"], out["chosen"]["slots"]) == (rec.new_item_boost,
+                                                                rec.new_item_slots)
     assert held <= set(rec.table.sids)
 
 
