@@ -58,7 +58,7 @@ class ArmResult:
 
 def kind_of(directory: Path) -> str:
     man = json.loads((directory / "manifest.json").read_text())
-    if man.get("kind") == "recall":
+    if man.get("kind") in ("recall", "sidrec"):  # the token-level model or SIDRec
         return "recall"
     if man.get("format") == "sidstream-ranker":
         return "ranker"

@@ -3,8 +3,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.artifacts import pointer
-from streams.jobs.promote import ArmResult, PromoteConfig, decide, run_promote
+import pytest
+
+from models.artifacts import pointer, resolve, write_artifact
+from streams.jobs.promote import ArmResult, PromoteConfig, decide, kind_of, run_promote
 from streams.metrics import Metrics
 from streams.runtime.model_watcher import ModelWatcher
 from streams.settings import Settings
@@ -42,3 +44,15 @@ def test_promotion_moves_serving_and_workers_follow_it(model_dir: Path, trained_
     assert pointer(model_dir / "recall") == first.name  # LATEST is newer, SERVING wins
     models = ModelWatcher(settings, Metrics()).load_initial()
     assert models.recall_version == first.name
+
+
+def test_a_sidrec_artifact_is_a_recall_challenger_and_anything_else_is_refused(
+        tmp_path: Path) -> None:
+    """The demo and ``make recall-model`` produce SIDRec artifacts: promote must take them as
+    recall challengers (it once knew only the token-level kind)."""
+    for kind, fmt in (("sidrec", 1), ("recall", 1), ("sasrec", 1)):
+        write_artifact(tmp_path / kind, kind, fmt, "hash", {}, {}, lambda d: None)
+    assert kind_of(resolve(tmp_path / "sidrec")) == "recall"
+    assert kind_of(resolve(tmp_path / "recall")) == "recall"
+    with pytest.raises(ValueError, match="not a recall or ranker artifact"):
+        kind_of(resolve(tmp_path / "sasrec"))
