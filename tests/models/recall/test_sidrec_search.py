@@ -97,7 +97,7 @@ def test_new_item_slots_replace_the_lowest_warm_items_with_the_best_new_ones() -
 
     plain, got = top5(-50.0, 0), top5(-50.0, 2)
     assert not {41, 42} & set(plain.items.flatten().tolist())
-    logp = rec.model.item_logits(h, table).log_softmax(-1)
+    logp = rec.model.item_logits(h, table).log_softmax(-1).detach()
     for u in range(3):
         new = sorted((41, 42), key=lambda i: -float(logp[u, i]))
         assert got.items[u].tolist() == plain.items[u, :3].tolist() + new
