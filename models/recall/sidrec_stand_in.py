@@ -1,15 +1,17 @@
 """The id part of an item added after training, regressed from its vector.
 
 A trained SIDRec embeds a warm item as codes + projected vector + learned id part; an item
-upserted later has no id row, so the item head scores it without that part, systematically
-lower than a warm item of the same content (the id part carries what the catalogue's history
-taught: popularity, co-purchase structure). ``fit_stand_in`` fits a ridge regression from the
+upserted later has no id row, so the item head scores it without that part, unlike every warm
+item (the id part carries what the catalogue's history taught: popularity, co-purchase
+structure). ``fit_stand_in`` fits a ridge regression from the
 item's tokenizer vector (plus an intercept, the mean id part) to the learned id parts of the
 warm items; ``SIDRec.item_table`` adds its prediction to every item without an id row. With no
 vectors (``content_dim`` 0) the stand-in is the intercept alone: a new item is an average item.
 
 The ridge strength is chosen by k-fold cross-validation of the regression error over the warm
-items, so no cold item (nor any evaluation user) is looked at.
+items, so no cold item (nor any evaluation user) is looked at. On Beauty's cold-item run the
+stand-in over-corrects (new items crowd warm users' lists without it and nearly vanish with
+it); whether it is used is chosen on validation (``sidrec_eval.cold_items``).
 """
 
 from __future__ import annotations
