@@ -1,9 +1,9 @@
 """The learning rate over a fixed epoch budget: constant, or warm-up then cosine decay.
 
-With a constant rate the small sequential models here peak on validation after a third of their
-budget and then drift (dropout noise at full step size). A cosine decay to zero over the whole
-budget spends its last epochs at small steps and settles instead, which makes the fixed epoch
-count, not the stopping rule, the recipe. The schedule is stepped once per optimizer step.
+With a constant rate the small sequential models here peak on validation about halfway through
+their budget and then drift (dropout noise at full step size). A cosine decay to zero over the
+whole budget spends its last epochs at small steps and settles instead, which makes the fixed
+epoch count, not the stopping rule, the recipe. The schedule is stepped once per optimizer step.
 """
 
 from __future__ import annotations
