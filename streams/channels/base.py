@@ -92,20 +92,20 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
         f = _scale(name, channel, weights)
         if f > 0:
             scaled.append((name, channel, f))
-    blended: dict[Id, float] = {}
     if len(scaled) == 1:  # the common case: one own channel beside the shared one
         _, channel, f = scaled[0]
         blended = {item: score * f for item, score in channel.items()}
-    for _, channel, f in scaled if len(scaled) > 1 else ():
-        get = blended.get
-        for item, score in channel.items():
-            blended[item] = get(item, 0.0) + score * f
+    else:
+        blended = {}
+        for _, channel, f in scaled:
+            get = blended.get
+            for item, score in channel.items():
+                blended[item] = get(item, 0.0) + score * f
     parts = shared.parts if shared is not None else {}
     for item in blended.keys() & parts.keys():  # updating values keeps the insertion order
         blended[item] += parts[item]
     own = sorted(blended.items(), key=itemgetter(1), reverse=True)
     rest, rest_name = ([], "") if shared is None else (shared.ranked, shared.name)
-    source = _source if len(scaled) != 1 else _source_of_one
     out: list[Candidate] = []
     i = j = 0
     while len(out) < n and (i < len(own) or j < len(rest)):
@@ -113,7 +113,7 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
             item, total = own[i]
             i += 1
             if item not in exclude:
-                out.append(Candidate(item, round(total, 6), source(item, scaled, shared)))
+                out.append(Candidate(item, round(total, 6), _source(item, scaled, shared)))
             continue
         item, total = rest[j]
         j += 1
@@ -135,11 +135,3 @@ def _source(item: Id, scaled: list[tuple[str, Channel, float]],
         best = shared.name
     return best
 
-
-def _source_of_one(item: Id, scaled: list[tuple[str, Channel, float]],
-                   shared: SharedChannel | None) -> str:
-    """:func:`_source` with one own channel, which has ``item``."""
-    name, channel, f = scaled[0]
-    if shared is not None and shared.parts.get(item, -1.0) > channel[item] * f:
-        return shared.name
-    return name

@@ -21,7 +21,7 @@ from streams.jobs.seed import build_seed
 log = logging.getLogger(__name__)
 
 DEMO_DIR = Path("artifacts/demo")
-# the schedule of ``make recall-model`` over fewer epochs (~17 s each on MovieLens-100k and 2
+# the schedule of ``make recall-model`` over fewer epochs (~10 s each on MovieLens-100k and 2
 # idle cores), so that a fresh demo trains in minutes; epochs decide the model, never the clock
 DEMO_RECALL_EPOCHS = 10
 
