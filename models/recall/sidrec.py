@@ -48,8 +48,9 @@ class SIDRecConfig:
     sid_detach: bool = True  # the SID head reads the encoder's states without shaping them
     content_dim: int = 0  # >0: the tokenizer's input vector of each item (text or item2vec),
     # projected, joins its codes in the item embedding (0: codes only)
-    id_stand_in: bool = True  # items added after training get an id part regressed from their
-    # vector (``stand_in``, fitted after training by models/recall/sidrec_stand_in.py)
+    id_stand_in: bool = True  # items added after training get a stand-in id part: regressed
+    # from their vector (``stand_in``, fitted after training by models/recall/sidrec_stand_in.py)
+    # or their nearest warm items' (``item_table(neighbors=k)``)
 
     @property
     def levels(self) -> int:
@@ -153,10 +154,13 @@ class SIDRec(nn.Module):
         """[rows] True where the row holds a catalogue item."""
         return self.codes[:, 0] >= 0
 
-    def item_table(self, id_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def item_table(self, id_mask: torch.Tensor | None = None, neighbors: int = 0
+                   ) -> torch.Tensor:
         """Embedding of every row [rows, d]: its content codes, plus its id part where
-        ``has_id`` (and ``id_mask``, the training-time id drop) allow; an item added after
-        training gets the ``stand_in`` id part of its vector (zero until fitted)."""
+        ``has_id`` (and ``id_mask``, the training-time id drop) allow. An item added after
+        training gets a stand-in id part: with ``neighbors`` > 0 the similarity-weighted mean
+        id part of its nearest warm items by vector (``neighbor_id_parts``), else the
+        ``stand_in`` regression of its vector (zero until fitted)."""
         codes = self.codes[:, : self.cfg.content_levels]
         off = torch.tensor(self.cfg.offsets(self.cfg.content_levels))
         e = (self.code_emb((codes + off).clamp(min=0)) * (codes >= 0).unsqueeze(-1)).sum(1)
@@ -167,11 +171,33 @@ class SIDRec(nn.Module):
             n = self.cfg.n_items + 1
             ids = self.id_emb.weight * keep[:n].unsqueeze(-1)
             e = torch.cat([e[:n] + ids, e[n:]])
-            if self.cfg.id_stand_in and not self.training and bool(self.stand_in.any()):
-                new = (self.present & ~self.has_id).nonzero().squeeze(-1)
+            new = (self.present & ~self.has_id).nonzero().squeeze(-1)
+            if self.training or not self.cfg.id_stand_in or not len(new):
+                return e
+            if neighbors > 0:
+                e = e.index_add(0, new, self.neighbor_id_parts(new, neighbors))
+            elif bool(self.stand_in.any()):
                 x = torch.cat([self.vectors[new], self.vectors.new_ones(len(new), 1)], 1)
                 e = e.index_add(0, new, x @ self.stand_in)
         return e
+
+    def neighbor_id_parts(self, rows: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+        """[len(rows), d]: for each row, the mean learned id part of the ``k`` warm items whose
+        vectors are most similar to its own (cosine), weighted by that similarity (negative
+        ones count 0). Needs ``content_dim``; zeros without."""
+        out = self.vectors.new_zeros(len(rows), self.cfg.d_model)
+        warm = self.has_id.nonzero().squeeze(-1)
+        if self.id_emb is None or not self.cfg.content_dim or not len(warm):
+            return out
+        k = min(k, len(warm))
+        ids, vecs = self.id_emb.weight[warm], F.normalize(self.vectors[warm], dim=1)
+        for s in range(0, len(rows), chunk):
+            query = F.normalize(self.vectors[rows[s: s + chunk]], dim=1)
+            sims, idx = (query @ vecs.T).topk(k, dim=1)
+            w = sims.clamp(min=0)
+            w = w / w.sum(1, keepdim=True).clamp(min=1e-12)
+            out[s: s + chunk] = torch.einsum("nk,nkd->nd", w, ids[idx])
+        return out
 
     # ------------------------------------------------------------------ encoder
     def encode(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -86,30 +86,43 @@ def _by_group(rec: SIDRecRecaller, data: Split, cold: np.ndarray, beam: int
     return out
 
 
-Variant = tuple[bool, float, int]  # id stand-in on, new-item boost, new-item slots
+NEIGHBORS = (1, 5, 20)  # warm neighbours a new item's id part is averaged from, tried
+
+
+class Variant(NamedTuple):
+    """How new items are scored: their stand-in id part ("none", "ridge": the regression of
+    their vector, "neighbors": the mean of their ``neighbors`` nearest warm items'), the logit
+    bonus and the guaranteed slots."""
+
+    stand_in: str
+    neighbors: int
+    boost: float
+    slots: int
 
 
 def _variants(rec: SIDRecRecaller) -> list[Variant]:
-    """How new items may be scored: the stand-in only where it is fitted, slots only for the
-    item head (the decoding that has them)."""
-    ons = (False, True) if bool(rec.model.stand_in.any()) else (False,)
+    """The ridge stand-in only where it is fitted, neighbours only for a model that embeds
+    items by their vectors, slots only for the item head (the decoding that has them)."""
+    ins = [("none", 0)] + ([("ridge", 0)] if bool(rec.model.stand_in.any()) else [])
+    if rec.wants_vectors and rec.model.id_emb is not None:
+        ins += [("neighbors", k) for k in NEIGHBORS]
     slots = SLOTS if rec.mode == "item" else (0,)
-    return [(on, b, n) for on in ons for b in BOOSTS for n in slots]
+    return [Variant(kind, k, b, n) for kind, k in ins for b in BOOSTS for n in slots]
 
 
 def _set(rec: SIDRecRecaller, fitted: torch.Tensor, variant: Variant) -> None:
-    on, boost, slots = variant
-    rec.model.stand_in.copy_(fitted if on else torch.zeros_like(fitted))
-    rec.new_item_boost, rec.new_item_slots = boost, slots
+    rec.model.stand_in.copy_(fitted if variant.stand_in == "ridge" else torch.zeros_like(fitted))
+    rec.stand_in_neighbors = variant.neighbors if variant.stand_in == "neighbors" else 0
+    rec.new_item_boost, rec.new_item_slots = variant.boost, variant.slots
     rec.reset_item_table()
 
 
 def cold_items(rec: SIDRecRecaller, ds: SeqDataset, valid: Split, test: Split,
                held_out: set[int], beam: int) -> dict[str, Any]:
     """Add the held-out items through the catalogue path, choose how new items are scored
-    (id stand-in on or off, new-item boost, new-item slots) by all-user validation R@10, then
+    (their stand-in id part, new-item boost, new-item slots) by all-user validation R@10, then
     report test R@K/N@K of all, cold-target and warm-target users for: codes and vector alone
-    (no stand-in, boost or slots), the stand-in alone, and the choice. ``rec`` keeps the
+    (no stand-in, boost or slots), each stand-in alone, and the choice. ``rec`` keeps the
     choice."""
     added = add_held_out(rec, ds, held_out)
     v_cold = np.array([t in held_out for t in valid.targets])
@@ -120,23 +133,21 @@ def cold_items(rec: SIDRecRecaller, ds: SeqDataset, valid: Split, test: Split,
         _set(rec, fitted, variant)
         scored.append((variant, _by_group(rec, valid, v_cold, beam)))
     # ties: the plainest variant (no boost, no slots)
-    chosen, _ = max(scored, key=lambda t: (round(t[1]["all"]["recall@10"], 6), -t[0][1],
-                                           -t[0][2]))
-    keys = ("stand_in", "boost", "slots")
-    tried = [{**dict(zip(keys, variant, strict=True)), **groups} for variant, groups in scored]
+    chosen, _ = max(scored, key=lambda t: (round(t[1]["all"]["recall@10"], 6), -t[0].boost,
+                                           -t[0].slots))
     out: dict[str, Any] = {"held_out_items": len(held_out), **added,
                            "cold_target_users": int(t_cold.sum()),
-                           "valid_cold_target_users": int(v_cold.sum()), "valid": tried,
-                           "chosen": dict(zip(keys, chosen, strict=True))}
-    for name, variant in (("plain", (False, 0.0, 0)), ("stand_in", (True, 0.0, 0)),
-                          ("served", chosen)):
-        if variant[0] and not bool(fitted.any()):
-            continue
+                           "valid_cold_target_users": int(v_cold.sum()),
+                           "valid": [{**v._asdict(), **groups} for v, groups in scored],
+                           "chosen": chosen._asdict()}
+    # test: each stand-in alone (no boost, no slots), then the choice
+    alone = {v.stand_in + (str(v.neighbors) if v.neighbors else ""): v
+             for v, _ in scored if v.boost == 0 and v.slots == 0}
+    for name, variant in (*alone.items(), ("served", chosen)):
         _set(rec, fitted, variant)
         out[name] = _by_group(rec, test, t_cold, beam)
-        log.info("cold items, %s (stand-in %s, boost %g, slots %d): cold-target R@10 %.4f, "
-                 "warm %.4f, all %.4f", name, *variant,
-                 out[name]["cold"].get("recall@10", float("nan")),
+        log.info("cold items, %s (%s): cold-target R@10 %.4f, warm %.4f, all %.4f", name,
+                 variant, out[name]["cold"].get("recall@10", float("nan")),
                  out[name]["warm"].get("recall@10", float("nan")),
                  out[name]["all"]["recall@10"])
     out["cold"], out["all"] = out["served"]["cold"], out["served"]["all"]

@@ -55,6 +55,7 @@ class SIDRecRecaller:
         self.mode, self.weight = mode, weight
         self.new_item_boost = 0.0  # logit bonus of items added after training (item head)
         self.new_item_slots = 0  # of each top-k, at least this many such items (item head)
+        self.stand_in_neighbors = 0  # >0: such items' id part from this many warm neighbours
         self.max_hist, self.n_last_candidates = model.cfg.max_len, n_last_candidates
         self.trie = SidTrie.from_sids(table.vocab_sizes, ((s, i) for i, s in table.sids.items()))
         self.manifest: Manifest | None = None  # set by load()
@@ -67,7 +68,7 @@ class SIDRecRecaller:
     def item_table(self) -> torch.Tensor:
         if self._table is None:
             with torch.no_grad():
-                self._table = self.model.item_table()
+                self._table = self.model.item_table(neighbors=self.stand_in_neighbors)
         return self._table
 
     def reset_item_table(self) -> None:
@@ -160,6 +161,7 @@ class SIDRecRecaller:
         config = {**config, "model": asdict(self.model.cfg), "mode": self.mode,
                   "weight": self.weight, "new_item_boost": self.new_item_boost,
                   "new_item_slots": self.new_item_slots,
+                  "stand_in_neighbors": self.stand_in_neighbors,
                   "rows": self.model.n_rows}
         return write_artifact(root, KIND, FORMAT, data_hash, config, metrics, writer)
 
@@ -186,5 +188,6 @@ class SIDRecRecaller:
             raise ArtifactError(f"{d}: cannot load a SIDRec artifact: {exc}") from exc
         rec.new_item_boost = float(man.config.get("new_item_boost", 0.0))
         rec.new_item_slots = int(man.config.get("new_item_slots", 0))
+        rec.stand_in_neighbors = int(man.config.get("stand_in_neighbors", 0))
         rec.manifest = man
         return rec

@@ -112,3 +112,27 @@ def test_each_strengths_cv_error_is_that_of_its_own_fits() -> None:
         assert got == pytest.approx(err / 60, rel=1e-6)
     errors = _cv_errors(x, y, lambdas, folds=4)
     assert errors[100.0] > errors[1e-3]  # a real signal: heavy shrinkage costs
+
+
+def test_a_new_item_gets_the_id_part_of_its_nearest_warm_items() -> None:
+    """The neighbour stand-in: a new item whose vector is a warm item's gets that item's id
+    part with one neighbour, and the cosine-weighted mean of the nearest k with more;
+    warm rows are left alone, and no neighbours means no stand-in."""
+    rec = tiny_sidrec(held_out=frozenset({5}), content=True)
+    model = rec.model.eval()
+    vecs = torch.from_numpy(clustered_vectors())
+    before = model.item_table()
+    rec.add_item(5, vector=vecs[2].numpy())  # the vector of warm item 3 (row i + 1)
+    plain = model.item_table()[5]
+    id3 = model.id_emb.weight[3]  # type: ignore[union-attr]
+    torch.testing.assert_close(model.item_table(neighbors=1)[5], plain + id3)
+    warm = model.has_id.nonzero().squeeze(-1)
+    sims = torch.nn.functional.cosine_similarity(model.vectors[warm], vecs[2][None]).clamp(min=0)
+    top = sims.topk(3)
+    w = top.values / top.values.sum()
+    mean3 = (w[:, None] * model.id_emb.weight[warm[top.indices]]).sum(0)  # type: ignore[union-attr]
+    torch.testing.assert_close(model.item_table(neighbors=3)[5], plain + mean3)
+    torch.testing.assert_close(model.item_table(neighbors=3)[:5], before[:5])
+    rec.stand_in_neighbors = 1
+    rec.reset_item_table()
+    torch.testing.assert_close(rec.item_table()[5], plain + id3)

@@ -34,11 +34,12 @@ def test_held_out_items_are_a_seeded_share_and_leave_training_entirely() -> None
 
 
 @pytest.mark.slow
-def test_cold_items_are_recalled_after_the_catalogue_upsert(monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
+@pytest.mark.parametrize("content", [False, True])
+def test_cold_items_are_recalled_after_the_catalogue_upsert(monkeypatch: pytest.MonkeyPatch,
+                                                            content: bool) -> None:
     ds = synthetic_dataset(n_users=160)
     held = held_out_items(ds, 0.1, seed=0)
-    rec = tiny_sidrec(dropout=0.1, id_drop=0.2, held_out=frozenset(held))
+    rec = tiny_sidrec(dropout=0.1, id_drop=0.2, held_out=frozenset(held), content=content)
     cfg = SIDRecTrainConfig(epochs=30, eval_every=10, patience=2, max_hist=8, lr=3e-3,
                             batch_size=16, beam=10, weights=(0.5, 1.0))
     info = fit_sidrec(rec, ds, cfg, held, progress=False)
@@ -49,14 +50,20 @@ def test_cold_items_are_recalled_after_the_catalogue_upsert(monkeypatch: pytest.
     assert {"beam", "item", "hybrid", "served"} <= set(abl)
     assert (rec.mode, rec.weight) == (abl["served"]["mode"], abl["served"]["weight"])
     vectors = {i: clustered_vectors()[i - 1] for i in held}  # the items' own content
-    monkeypatch.setattr("models.sid.tokenizer.encode_texts",
-                        lambda texts: [vectors[int(t.split()[1])] for t in texts])
+    for where in ("models.sid.tokenizer", "models.recall.sidrec_recaller"):
+        monkeypatch.setattr(f"{where}.encode_texts",
+                            lambda texts: [vectors[int(t.split()[1])] for t in texts])
     out = cold_items(rec, ds, leave_one_out(ds, "valid", 8), test, held, beam=10)
     assert out["added"] == len(held) and out["cold_target_users"] > 0
     # slots are tried where the item head serves; the choice is what ``rec`` keeps
     assert {v["slots"] for v in out["valid"]} == ({0, 1, 2} if rec.mode == "item" else {0})
+    # neighbour stand-ins where items are embedded by their vectors, each reported on test
+    assert ({v["neighbors"] for v in out["valid"]} > {0}) == content
+    assert ("neighbors5" in out) == content and "none" in out
     assert (out["chosen"]["boost"], out["chosen"]["slots"]) == (rec.new_item_boost,
                                                                 rec.new_item_slots)
+    neighbors = out["chosen"]["neighbors"] if out["chosen"]["stand_in"] == "neighbors" else 0
+    assert rec.stand_in_neighbors == neighbors
     assert held <= set(rec.table.sids)
 
 
