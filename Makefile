@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint chaos clean recall-model
+.PHONY: install demo test lint chaos clean recall-model prometheus
 
 install: $(STAMP)
 
@@ -21,7 +21,16 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/sidstream demo
 
-test: install
+# A real Prometheus and promtool for tests/infra/test_prometheus.py: Debian's package where it is
+# missing (that test skips without them, and fails under CI=true).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PROMETHEUS := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+prometheus:
+	@command -v prometheus >/dev/null || ! command -v apt-get >/dev/null || \
+		$(APT_PROMETHEUS) >/dev/null || { $(SUDO) apt-get update -qq && $(APT_PROMETHEUS) >/dev/null; } || \
+		echo "could not install Debian's prometheus package"
+
+test: install prometheus
 	$(BIN)/ruff check streams models export infra tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest

@@ -1,6 +1,9 @@
 """Prometheus metrics of a worker, on their own registry (no global state at import time).
 
-Units are in the names; every histogram has explicit buckets.
+Units are in the names; every histogram has explicit buckets. Labelled counters whose label
+values are known are created at zero by their owners (the pipeline, the model watcher, the
+generative channel): a series that first appears at 1 gives ``rate``/``increase`` nothing to
+compare, so the first refused model or dead-lettered event would not show or alert.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ FRESHNESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                  0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+# What answered an applied event (label values of sidstream_events_accounted_total).
+OUTCOMES = ("list_written", "coalesced", "no_recompute", "dropped_deferred")
 
 # Pipeline stages (label values of sidstream_stage_seconds).
 STAGES = ("validate", "state", "recall", "generative", "coldstart", "rank", "ranker", "redis",

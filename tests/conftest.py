@@ -7,6 +7,7 @@ runs); nothing is mocked. Workers run as real ``sidstream worker`` processes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -56,3 +57,14 @@ def producer(settings: Settings) -> Iterator[KafkaProducer]:
 @pytest.fixture(scope="session")
 def rclient(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.redis.redis_url, decode_responses=True)
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model dir with one recall and one ranker version (do not modify: copy it)."""
+    import torch
+
+    from tests.fixtures.stream_models import build_model_dir
+
+    torch.set_num_threads(1)
+    return build_model_dir(tmp_path_factory.mktemp("trained"))

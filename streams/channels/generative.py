@@ -58,6 +58,8 @@ class PendingRecall:
 class GenerativeChannel:
     def __init__(self, metrics: Metrics, cache_users: int = 100_000) -> None:
         self.metrics = metrics
+        for result in ("hit", "miss"):  # at zero from the start: see streams/metrics.py
+            metrics.recall_cache.labels(result)
         self.cache_users = cache_users
         self.cache: OrderedDict[str, tuple[Hashable, Channel]] = OrderedDict()
         # the model stage starts a batch's lookups while the batch before it is stored

@@ -59,6 +59,7 @@ from streams.contracts.events import event_to_json
 from streams.jobs.bench_bare import run_bare_case
 from streams.jobs.replay import event_of, interactions, make_producer, pace
 from streams.jobs.seed import build_seed
+from streams.metrics import OUTCOMES
 from streams.runtime.topics import ensure_topics
 from streams.settings import EVENTS_TOPIC, Settings
 
@@ -271,7 +272,7 @@ def _outcomes(snap: Snapshot, before: Snapshot) -> dict[str, int]:
     """What became of the measured events (counter differences over the case)."""
     out = {o: int(snap.get("sidstream_events_accounted_total", outcome=o)
                   - before.get("sidstream_events_accounted_total", outcome=o))
-           for o in ("list_written", "coalesced", "no_recompute", "dropped_deferred")}
+           for o in OUTCOMES}
     for name, metric in (("duplicate", "sidstream_events_duplicate_total"),
                          ("invalid", "sidstream_events_invalid_total")):
         out[name] = int(snap.total(metric) - before.total(metric))

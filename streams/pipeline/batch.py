@@ -31,10 +31,18 @@ from streams.channels.covisit import TYPE_WEIGHTS, CoVisitation
 from streams.channels.generative import GENERATIVE, GenerativeChannel, PendingRecall, RecallRequest
 from streams.channels.i2i import I2I, i2i_channel
 from streams.channels.popularity import DecayedPopularity
-from streams.contracts.events import Event, Id, Limits, Rejected, parse_event
+from streams.contracts.events import (
+    EVENT_TYPES,
+    REASONS,
+    Event,
+    Id,
+    Limits,
+    Rejected,
+    parse_event,
+)
 from streams.contracts.output import Candidate, RecList
 from streams.contracts.profiles import ProfileUpdate, parse_profile
-from streams.metrics import Metrics
+from streams.metrics import OUTCOMES, Metrics
 from streams.pipeline.debounce import Debouncer
 from streams.pipeline.model_set import ModelSet
 from streams.pipeline.rank import rank_batch, ranked, select_candidates
@@ -146,6 +154,12 @@ class Pipeline:
         self.covis = covis
         self.popularity = popularity
         self.metrics = metrics
+        for reason in REASONS:  # at zero from the start: see streams/metrics.py
+            metrics.invalid.labels(reason)
+        for etype in EVENT_TYPES:
+            metrics.events.labels(etype)
+        for outcome in OUTCOMES:
+            metrics.accounted.labels(outcome)
         self.clock = clock
         ingest, ch = settings.ingest, settings.channels
         self.limits = Limits(max_bytes=ingest.max_event_bytes, max_id_chars=ingest.max_id_chars,

@@ -77,6 +77,9 @@ class ModelWatcher:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        for kind in KINDS:  # at zero from the start: see streams/metrics.py
+            metrics.model_refused.labels(kind)
+            metrics.model_swaps.labels(kind)
         self.upserts = UpsertLog()
         self.refused: dict[str, set[str]] = {k: set() for k in KINDS}
         self.serving: dict[str, str] = {k: "" for k in KINDS}

@@ -1,4 +1,5 @@
-"""Stream-test fixtures: tiny trained model artifacts (built once per session)."""
+"""Stream-test fixtures: tiny trained model artifacts (built once per session; the
+``trained_models`` they copy lives in tests/conftest.py, shared with tests/infra)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from tests.fixtures.stream_models import build_model_dir
-
-
-@pytest.fixture(scope="session")
-def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model dir with one recall and one ranker version (do not modify: copy it)."""
-    import torch
-
-    torch.set_num_threads(1)
-    return build_model_dir(tmp_path_factory.mktemp("trained"))
 
 
 @pytest.fixture()

@@ -40,3 +40,28 @@ def test_two_workers_in_one_process_do_not_share_a_registry() -> None:
     a.recs_written.inc(3)
     assert b.registry.get_sample_value("sidstream_recs_written_total") == 0
     assert a.registry.get_sample_value("sidstream_recs_written_total") == 3
+
+
+def test_known_label_values_exist_at_zero_before_their_first_count() -> None:
+    """A series born at 1 gives ``increase`` nothing to compare: the first refused model or
+    dead-lettered event would neither show on the dashboard nor fire its alert."""
+    from streams.contracts.events import EVENT_TYPES, REASONS
+    from streams.metrics import OUTCOMES
+    from streams.runtime.model_watcher import KINDS, ModelWatcher
+    from streams.settings import Settings
+    from tests.fixtures.pipelines import make_pipeline
+
+    _, m = make_pipeline()
+    ModelWatcher(Settings.from_env({}), m)
+    value = m.registry.get_sample_value
+    for kind in KINDS:
+        assert value("sidstream_model_refused_total", {"kind": kind}) == 0
+        assert value("sidstream_model_swaps_total", {"kind": kind}) == 0
+    for reason in REASONS:
+        assert value("sidstream_events_invalid_total", {"reason": reason}) == 0
+    for etype in EVENT_TYPES:
+        assert value("sidstream_events_total", {"type": etype}) == 0
+    for outcome in OUTCOMES:
+        assert value("sidstream_events_accounted_total", {"outcome": outcome}) == 0
+    for result in ("hit", "miss"):
+        assert value("sidstream_recall_cache_total", {"result": result}) == 0
