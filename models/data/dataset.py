@@ -110,18 +110,12 @@ def movielens_dir() -> Path:
 
 
 def load_movielens() -> SeqDataset:
-    """ML-100k: time-ordered sequences (ties by item id), ratings, titles, genres, profiles."""
+    """ML-100k: time-ordered sequences (ties by item id), ratings, titles, genres, profiles.
+
+    ML-100k lists 18 films twice under two ids (same title and year, e.g. "Chasing Amy" 246 and
+    268): each is merged into its lowest id, and a user's second rating of the same film (307
+    of them) is dropped, so a film is one item and never shown twice in a list."""
     root = movielens_dir()
-    rows: dict[int, list[tuple[int, int, float]]] = {}
-    for cols in _read_tsv(root / "ml-100k.inter"):
-        user, item, rating, ts = int(cols[0]), int(cols[1]), float(cols[2]), int(float(cols[3]))
-        rows.setdefault(user, []).append((ts, item, rating))
-    sequences, timestamps, ratings = {}, {}, {}
-    for user, events in rows.items():
-        events.sort()
-        sequences[user] = [e[1] for e in events]
-        timestamps[user] = [e[0] for e in events]
-        ratings[user] = [e[2] for e in events]
     items = {}
     for cols in _read_tsv(root / "ml-100k.item"):
         item = int(cols[0])
@@ -130,12 +124,50 @@ def load_movielens() -> SeqDataset:
         items[item] = ItemMeta(item_id=item, title=cols[1] or None,
                                categories=(genres,) if genres else (),
                                extra={"year": year} if year else {})
+    same = _duplicate_films(items)
+    rows: dict[int, list[tuple[int, int, float]]] = {}
+    for cols in _read_tsv(root / "ml-100k.inter"):
+        user, item, rating, ts = int(cols[0]), int(cols[1]), float(cols[2]), int(float(cols[3]))
+        rows.setdefault(user, []).append((ts, same.get(item, item), rating))
+    sequences, timestamps, ratings = {}, {}, {}
+    for user, events in rows.items():
+        events = _first_of_each_item(sorted(events))
+        sequences[user] = [e[1] for e in events]
+        timestamps[user] = [e[0] for e in events]
+        ratings[user] = [e[2] for e in events]
+    for dup in same:
+        del items[dup]
     users = {}
     for cols in _read_tsv(root / "ml-100k.user"):
         users[int(cols[0])] = {"age": int(cols[1]), "gender": cols[2],
                                "occupation": cols[3], "zip_code": cols[4]}
     return SeqDataset(MOVIELENS, sequences, items, timestamps=timestamps, ratings=ratings,
                       users=users)
+
+
+def _duplicate_films(items: dict[int, ItemMeta]) -> dict[int, int]:
+    """id -> the lowest id of the same film (same title and year), for every later copy."""
+    first: dict[tuple[str | None, str], int] = {}
+    out = {}
+    for item in sorted(items):
+        meta = items[item]
+        key = (meta.title, str(meta.extra.get("year", "")))
+        if meta.title and key in first:
+            out[item] = first[key]
+        else:
+            first.setdefault(key, item)
+    return out
+
+
+def _first_of_each_item(events: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """(ts, item, rating) events without an item's later repeats."""
+    seen: set[int] = set()
+    out = []
+    for event in events:
+        if event[1] not in seen:
+            seen.add(event[1])
+            out.append(event)
+    return out
 
 
 def _read_int_lines(path: Path) -> dict[int, list[int]]:

@@ -26,23 +26,27 @@ DEMO_DIR = Path("artifacts/demo")
 DEMO_RECALL_EPOCHS = 10
 
 
-def have_models(root: Path) -> bool:
-    """Recall and ranker artifacts this code reads (older formats are trained again)."""
+def have_models(root: Path, data_hash: str | None = None) -> bool:
+    """Recall and ranker artifacts this code reads (older formats are trained again), trained
+    on the data of ``data_hash`` when given (models of an older MovieLens loading too)."""
     from models.rank import artifact as ranker  # lazy: torch, only to read the format numbers
     from models.recall import sidrec_recaller as recall
 
     for sub, kind, fmt in (("recall", recall.KIND, recall.FORMAT),
                            ("ranker", ranker.KIND, ranker.FORMAT)):
         try:
-            load_manifest(root / sub, kind=kind, fmt=fmt, verify=False)
+            man = load_manifest(root / sub, kind=kind, fmt=fmt, verify=False)
         except ArtifactError:
+            return False
+        if data_hash is not None and man.data_hash != data_hash:
             return False
     return True
 
 
 def ensure_demo_models(root: Path = DEMO_DIR, threads: int = 2) -> Path:
     """``root`` with recall/, ranker/ and seed.json.gz for MovieLens (trained if missing)."""
-    if have_models(root) and (root / SEED_FILE).is_file():
+    ds = load_dataset(MOVIELENS)
+    if have_models(root, ds.data_hash()) and (root / SEED_FILE).is_file():
         return root
     import torch  # lazy: torch and training load only when the demo has no models yet
 
@@ -53,7 +57,6 @@ def ensure_demo_models(root: Path = DEMO_DIR, threads: int = 2) -> Path:
     t0 = time.time()
     print(f"training demo models on MovieLens-100k into {root} (once; a few minutes) ...",
           flush=True)
-    ds = load_dataset(MOVIELENS)
     tok = run_train_tokenizer(ds, root / "tokenizer", TokenizerTrainConfig(epochs=150))
     run_train_sidrec(ds, tok, root / "recall", SIDRecTrainConfig(
         epochs=DEMO_RECALL_EPOCHS, lr_schedule="cosine"), test=False)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from models.artifacts import write_artifact
+from models.data.dataset import MOVIELENS, load_dataset
 from models.rank import artifact as ranker
 from models.recall import recaller, sidrec_recaller
 from streams.jobs import demo_models
@@ -18,9 +19,10 @@ def test_demo_model_dir_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert _model_dir(DemoConfig(models=False), tmp_path) == str(tmp_path / "models")
     assert _model_dir(DemoConfig(dataset="elsewhere"), tmp_path) == str(tmp_path / "models")
     built = tmp_path / "demo"
+    movielens = load_dataset(MOVIELENS).data_hash()
     for sub, kind, fmt in (("recall", sidrec_recaller.KIND, sidrec_recaller.FORMAT),
                            ("ranker", ranker.KIND, ranker.FORMAT)):
-        write_artifact(built / sub, kind, fmt, "hash", {}, {}, lambda d: None)
+        write_artifact(built / sub, kind, fmt, movielens, {}, {}, lambda d: None)
     (built / "seed.json.gz").write_bytes(b"")
     monkeypatch.setattr(demo_models, "DEMO_DIR", built)
     monkeypatch.setattr(demo_models.ensure_demo_models, "__defaults__", (built, 1))
@@ -45,3 +47,14 @@ def test_a_demo_still_holding_the_token_level_recall_model_trains_sidrec(tmp_pat
                    lambda d: None)
     write_artifact(tmp_path / "ranker", "ranker", ranker.FORMAT, "hash", {}, {}, lambda d: None)
     assert not demo_models.have_models(tmp_path)
+
+
+def test_demo_models_of_other_data_are_trained_again(tmp_path: Path) -> None:
+    """Models trained on an older loading of MovieLens (before its duplicate films were merged)
+    know items the data no longer has: the demo trains new ones."""
+    for sub, kind, fmt in (("recall", sidrec_recaller.KIND, sidrec_recaller.FORMAT),
+                           ("ranker", ranker.KIND, ranker.FORMAT)):
+        write_artifact(tmp_path / sub, kind, fmt, "old", {}, {}, lambda d: None)
+    assert demo_models.have_models(tmp_path)
+    assert not demo_models.have_models(tmp_path, "new")
+    assert demo_models.have_models(tmp_path, "old")
