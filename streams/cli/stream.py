@@ -40,8 +40,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     # lazy: faust, torch and the stack load only when the command runs
     from streams.jobs.demo import DemoConfig, run_demo
 
-    return run_demo(DemoConfig(limit=args.limit, rate=args.rate, users=args.users,
-                               models=not args.no_models))
+    given = {name: value for name, value in (("limit", args.limit), ("rate", args.rate))
+             if value is not None}  # else DemoConfig's defaults
+    if args.fast:
+        given["rate"] = 0.0
+    return run_demo(DemoConfig(users=args.users, models=not args.no_models, **given))
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
@@ -73,9 +76,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the raw JSON payload")
     p.set_defaults(func=_cmd_recs)
 
-    p = sub.add_parser("demo", help="embedded stack + worker + MovieLens replay + sample lists")
-    p.add_argument("--limit", type=int, default=0, help="events to replay (0: all 100,000)")
-    p.add_argument("--rate", type=float, default=0.0, help="events/s (0: as fast as possible)")
+    p = sub.add_parser("demo", help="embedded stack + worker + paced MovieLens replay + sample "
+                       "lists")
+    p.add_argument("--limit", type=int, default=None,
+                   help="events to replay (default 20,000; 0: all 99,693)")
+    p.add_argument("--rate", type=float, default=None,
+                   help="events/s offered (default 200: what one worker with the demo models "
+                   "sustains on 2 cores)")
+    p.add_argument("--fast", action="store_true",
+                   help="replay as fast as the producer goes: the worker falls behind and the "
+                   "progress lines show it catching up")
     p.add_argument("--users", type=int, default=3, help="users whose lists are printed")
     p.add_argument("--no-models", action="store_true",
                    help="cheap channels only (default: train MovieLens models once into "
