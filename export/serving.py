@@ -139,13 +139,33 @@ def _quiet() -> Iterator[None]:
             os.close(fd)
 
 
+def import_onnxruntime() -> Any:
+    """The ``onnxruntime`` module (lazy: loads when a session is built), or an error that says
+    which package to install: ``sidstream[cpu]`` or, on a CUDA host, ``sidstream[gpu]`` (one of
+    the two: both install the same module)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ImportError("onnxruntime is not installed: pip install 'sidstream[cpu]', or "
+                          "'sidstream[gpu]' on a CUDA host (onnxruntime-gpu)") from exc
+    return ort
+
+
 @functools.lru_cache(maxsize=2)
 def choose_providers(prefer_cuda: bool = True) -> tuple[str, ...]:
-    """``(CUDA, CPU)`` when CUDA is really usable, else ``(CPU,)``; decided once per process."""
-    import onnxruntime as ort  # lazy: loads when a ranker session is built
-
-    if prefer_cuda and _cuda_usable(ort):
+    """``(CUDA, CPU)`` when CUDA is really usable, else ``(CPU,)``; decided (and logged) once
+    per process."""
+    ort = import_onnxruntime()
+    if not prefer_cuda:
+        return (CPU,)
+    if CUDA not in ort.get_available_providers():
+        log.info("onnxruntime %s: CPU (this build has no CUDA provider; onnxruntime-gpu, "
+                 "'sidstream[gpu]', has)", ort.__version__)
+        return (CPU,)
+    if _cuda_usable(ort):
+        log.info("onnxruntime %s: CUDA (CPU as fallback)", ort.__version__)
         return (CUDA, CPU)
+    log.info("onnxruntime %s: CPU (CUDA provider present, no usable device)", ort.__version__)
     return (CPU,)
 
 
@@ -161,8 +181,7 @@ class RankerSession:
     def __init__(self, onnx_path: Path | str, features: ItemFeatures, max_hist: int,
                  intra_op_threads: int = 1, inter_op_threads: int = 1,
                  prefer_cuda: bool = True) -> None:
-        import onnxruntime as ort  # lazy: loads when a ranker session is built
-
+        ort = import_onnxruntime()
         ort.set_default_logger_severity(ORT_ERROR)
         opts = ort.SessionOptions()
         opts.log_severity_level = ORT_ERROR

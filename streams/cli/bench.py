@@ -1,4 +1,5 @@
-"""``sidstream bench stream | recall | rank``: benchmarks that print (and save) figures."""
+"""``sidstream bench stream | recall | rank | rank-cuda``: benchmarks that print (and save)
+figures."""
 
 from __future__ import annotations
 
@@ -54,6 +55,23 @@ def _cmd_bench_scale(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows}, indent=2))
     return 0
+
+
+def _cmd_bench_rank_cuda(args: argparse.Namespace) -> int:
+    # lazy: torch and onnxruntime load only when the command runs
+    from export.cuda_check import CudaCheckConfig, CudaUnavailable, format_rows, run_cuda_check
+
+    cfg = CudaCheckConfig(sizes=tuple(int(s) for s in args.sizes.split(",")),
+                          seconds=args.seconds, tolerance=args.tolerance, artifact=args.artifact)
+    try:
+        result = run_cuda_check(cfg)
+    except CudaUnavailable as exc:
+        print(f"no CUDA check: {exc}")
+        return 2
+    print(format_rows(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0 if result["parity_ok"] else 1
 
 
 def _cmd_bench_rank(args: argparse.Namespace) -> int:
@@ -116,3 +134,14 @@ def add_commands(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.set_defaults(func=_cmd_bench_rank)
+
+    p = bench_sub.add_parser("rank-cuda", help="ranker on CUDA vs CPU (a GPU host with "
+                             "'sidstream[gpu]'): score parity and candidates/s; exit 2 "
+                             "without a usable CUDA device")
+    p.add_argument("--artifact", default=None,
+                   help="ranker artifact; default: a freshly initialised default-config model")
+    p.add_argument("--sizes", default="100,1000,10000", help="candidates per call, comma-separated")
+    p.add_argument("--seconds", type=float, default=2.0, help="timed per session and size")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest score difference")
+    p.add_argument("--json", default=None, help="also write the result to this JSON file")
+    p.set_defaults(func=_cmd_bench_rank_cuda)
