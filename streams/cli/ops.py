@@ -29,7 +29,8 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
 
     cfg = ChaosConfig(events=args.events, rate=args.rate, kills=args.kills,
                       outage_s=args.outage_s, seed=args.seed)
-    return run_chaos(args.scenarios, cfg)
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None
+    return run_chaos(args.scenarios, cfg, seeds, args.json)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -43,11 +44,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_promote)
 
     p = sub.add_parser("chaos", help="fault-injection scenarios on the embedded stack")
-    p.add_argument("scenarios", nargs="*", default=["crash", "scale", "redis", "sigterm"],
-                   help="crash, scale, redis, sigterm (default: all)")
+    p.add_argument("scenarios", nargs="*",
+                   default=["crash", "scale", "scale3", "redis", "sigterm", "broker"],
+                   help="crash, scale, scale3, redis, sigterm, broker (default: all)")
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--rate", type=float, default=1_000.0, help="offered events/s")
     p.add_argument("--kills", type=int, default=4, help="SIGKILLs in the crash scenario")
     p.add_argument("--outage-s", type=float, default=20.0, help="Redis outage length")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default=None, metavar="N,N,...",
+                   help="run each scenario once per seed (instead of --seed)")
+    p.add_argument("--json", default=None, help="also write every run's result to this file")
     p.set_defaults(func=_cmd_chaos)

@@ -1,0 +1,71 @@
+"""The fault scenarios' end-state check: what it counts as lost, doubled or diverged."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.contracts.events import Event
+from streams.jobs import chaos
+from streams.jobs.chaos import Result, _user_diff, compare, converge, whole_state_env
+from streams.pipeline.state import StateLimits, UserState, apply_events
+from streams.settings import Settings
+
+LIMITS = StateLimits(seq_len=100, dedup_window=100)
+
+
+def _events(n: int, user: int = 7) -> list[Event]:
+    return [Event(f"e{i}", user, 100 + i, "order" if i % 3 == 0 else "click", 1_000 + i)
+            for i in range(n)]
+
+
+def _state(events: list[Event]) -> dict[str, object]:
+    state = UserState(events[0].user_id)
+    for ev in events:  # one at a time: a doubled event is applied again as a new one would be
+        apply_events(state, [ev], LIMITS)
+    return state.to_json()
+
+
+def test_a_lost_and_a_doubled_event_that_cancel_out_are_both_caught() -> None:
+    """The count alone matches (a lost event early on, another applied twice): the whole
+    sequence and dedup ids show both."""
+    events = _events(60)
+    want = UserState(7)
+    apply_events(want, events, LIMITS)
+    got = _state(events[:2] + events[3:])  # e2 lost
+    e40 = events[40]
+    got["ids"].insert(40, e40.event_id)  # type: ignore[attr-defined]  # e40 applied twice
+    got["seq"].insert(40, [e40.item_id, e40.type, e40.ts])  # type: ignore[attr-defined]
+    got["n"] = want.n_events  # the count cannot tell
+    lost, dup, fields = _user_diff(want, got)
+    assert (lost, dup) == (1, 1)
+    assert fields == ["ids", "seq"]
+
+
+def test_events_in_another_order_are_a_divergence_not_a_loss() -> None:
+    events = _events(10)
+    want = UserState(7)
+    apply_events(want, events, LIMITS)
+    got = _state([*events[:4], events[5], events[4], *events[6:]])
+    assert _user_diff(want, got) == (0, 0, ["ids", "seq"])
+    assert _user_diff(want, _state(events)) == (0, 0, [])
+    assert _user_diff(want, None) == (10, 0, ["missing"])
+
+
+def test_the_check_refuses_a_state_too_small_to_hold_every_event() -> None:
+    events = _events(12)
+    assert whole_state_env(events) == {"SIDSTREAM_SEQ_LEN": "12",
+                                       "SIDSTREAM_DEDUP_WINDOW": "12"}
+    small = Settings.from_env({"SIDSTREAM_SEQ_LEN": "11", "SIDSTREAM_DEDUP_WINDOW": "12"})
+    with pytest.raises(ValueError, match="SIDSTREAM_SEQ_LEN and SIDSTREAM_DEDUP_WINDOW >= 12"):
+        compare("x", small, events)
+
+
+def test_a_late_write_after_the_first_clean_check_fails_the_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``converge`` passes only if the state still matches after settling."""
+    results = iter([Result("x", 1, 1, lost=1), Result("x", 1, 1), Result("x", 1, 1,
+                                                                        duplicated=1)])
+    monkeypatch.setattr(chaos, "compare", lambda *a: next(results))
+    monkeypatch.setattr(chaos.time, "sleep", lambda s: None)
+    out = converge("x", Settings(), [], timeout_s=60, settle_s=0.0)
+    assert not out.ok and out.duplicated == 1
