@@ -14,6 +14,7 @@ import torch
 
 from export.onnx_export import INPUT_NAMES, OPSET, export_and_verify
 from models.data.dataset import load_dataset
+from models.data.timeline import before_window
 from models.rank.artifact import save_artifact
 from models.rank.data import DataConfig, Examples, LabelRule, eval_negatives, histories, last_age
 from models.rank.features import ServingInputs, load_item_sid, serving_inputs
@@ -33,6 +34,7 @@ class TrainJob:
     model: dict[str, Any] = field(default_factory=dict)  # RankerConfig overrides (d, hidden, ...)
     data: DataConfig = field(default_factory=DataConfig)
     parity_users: int = 256  # real test users whose batches are checked for ONNX parity
+    holdout_events: int = 0  # train on the data before its last N interactions (replay order)
 
 
 def real_batches(data: Any, n_users: int) -> list[ServingInputs]:
@@ -51,7 +53,7 @@ def run_train_job(job: TrainJob, train_cfg: Any) -> Path:
 
     torch.set_num_threads(job.threads)
     t0 = time.monotonic()
-    ds = load_dataset(job.dataset)
+    ds = before_window(load_dataset(job.dataset), job.holdout_events)
     item_sid = load_item_sid(job.sid_artifact, max(ds.items)) if job.sid_artifact else None
     rule = None if job.label_rule == "auto" else LabelRule(job.label_rule)
     data = prepare_data(ds, job.data, rule, item_sid)
@@ -77,7 +79,7 @@ def run_train_job(job: TrainJob, train_cfg: Any) -> Path:
         metrics=result.metrics,
         extra={"label_rule": data.rule.value, "train": dataclasses.asdict(train_cfg),
                "data_config": dataclasses.asdict(job.data), "losses": result.losses,
-               "train_seconds": round(result.seconds, 1),
+               "train_seconds": round(result.seconds, 1), "holdout_events": job.holdout_events,
                "sid": {"source": job.sid_artifact, "levels": data.features.n_sid_levels}},
         write_onnx=write_onnx)
     test = result.metrics["test"]

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from models.artifacts import load_manifest, update_metrics
 from models.data.dataset import SeqDataset
+from models.data.timeline import before_window
 from models.recall.data import Split, leave_one_out, sample_split, train_windows
 from models.recall.ema import WeightAverage
 from models.recall.evaluate import rank_metrics, recaller_ranking
@@ -59,6 +60,8 @@ class SIDRecTrainConfig:
     weights: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)  # hybrid SID weights tried on validation
     max_hist: int = 20
     cold_items: float = 0.0  # share of the catalogue held out of training
+    holdout_events: int = 0  # train on the data before its last N interactions (replay order):
+    # a promotion gate then judges the model on events it never saw (models/data/timeline.py)
     content: bool = True  # embed items by the tokenizer's vectors too (SIDRecConfig.content_dim)
     ema_epochs: float = 0.0  # >0: evaluate and keep a moving average of the weights over about
     # this many epochs of steps (models/recall/ema.py); 0: the weights as trained
@@ -203,6 +206,7 @@ def run_train_sidrec(ds: SeqDataset, tokenizer: Path, out_root: Path, cfg: SIDRe
     artifact. With ``cold_items`` the artifact is saved before the held-out items are added,
     so it is the model that never saw them."""
     t0 = time.time()
+    ds = before_window(ds, cfg.holdout_events)
     rqvae, table, tok_cfg = load_tokenizer(tokenizer)
     held_out = held_out_items(ds, cfg.cold_items, cfg.seed)
     vectors = load_item_vectors(tokenizer) if cfg.content else None

@@ -83,7 +83,7 @@ def _cmd_train_sidrec(args: argparse.Namespace) -> int:
                             lr=args.lr, lr_schedule=args.lr_schedule,
                             warmup_epochs=args.warmup_epochs, eval_every=args.eval_every,
                             eval_users=args.eval_users, patience=args.patience, beam=args.beam,
-                            cold_items=args.cold_items,
+                            cold_items=args.cold_items, holdout_events=args.holdout_events,
                             content=args.content == "on", ema_epochs=args.ema_epochs,
                             seed=args.seed)
     print(run_train_sidrec(load_dataset(args.data), Path(args.tokenizer), Path(args.out), cfg,
@@ -101,7 +101,7 @@ def _cmd_train_ranker(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Settings.from_env().models.model_dir / "ranker"
     job = TrainJob(dataset=args.dataset, out=out, sid_artifact=args.sid_artifact,
                    label_rule=args.label_rule, threads=args.threads, model=model,
-                   data=DataConfig(max_hist=args.max_hist))
+                   data=DataConfig(max_hist=args.max_hist), holdout_events=args.holdout_events)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       max_minutes=args.max_minutes, eval_users=args.eval_users, seed=args.seed)
     run_train_job(job, cfg)
@@ -245,6 +245,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ema-epochs", type=float, default=0.0,
                    help="evaluate and keep a moving average of the weights over about this "
                         "many epochs of steps (0: off)")
+    p.add_argument("--holdout-events", type=int, default=0,
+                   help="train on the data before its last N interactions in replay order, so "
+                        "that `sidstream promote --events N` judges it out of sample")
     p.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
     p.set_defaults(func=_cmd_train_sidrec)
     p = sub.add_parser("train-ranker", help="train the CTR/CVR ranker, export ONNX, save artifact")
@@ -269,6 +272,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=None, help="trunk width (default: RankerConfig)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--holdout-events", type=int, default=0,
+                   help="train on the data before its last N interactions in replay order, so "
+                        "that `sidstream promote --events N` judges it out of sample")
     p.set_defaults(func=_cmd_train_ranker)
 
     p = sub.add_parser("train-i2i", help="DeepI2I: skip-gram item vectors with long-tail walks "

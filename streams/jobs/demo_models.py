@@ -15,6 +15,7 @@ from pathlib import Path
 
 from models.artifacts import ArtifactError, load_manifest
 from models.data.dataset import MOVIELENS, load_dataset
+from models.data.timeline import before_window
 from streams.channels.seed import SEED_FILE
 from streams.jobs.seed import build_seed
 
@@ -24,6 +25,9 @@ DEMO_DIR = Path("artifacts/demo")
 # the schedule of ``make recall-model`` over fewer epochs (~10 s each on MovieLens-100k and 2
 # idle cores), so that a fresh demo trains in minutes; epochs decide the model, never the clock
 DEMO_RECALL_EPOCHS = 10
+# the last interactions the demo models never see: `sidstream promote`'s default window, so the
+# promotion gate judges them (and challengers trained the same way) out of sample
+DEMO_HOLDOUT_EVENTS = 5000
 
 
 def have_models(root: Path, data_hash: str | None = None) -> bool:
@@ -46,7 +50,8 @@ def have_models(root: Path, data_hash: str | None = None) -> bool:
 def ensure_demo_models(root: Path = DEMO_DIR, threads: int = 2) -> Path:
     """``root`` with recall/, ranker/ and seed.json.gz for MovieLens (trained if missing)."""
     ds = load_dataset(MOVIELENS)
-    if have_models(root, ds.data_hash()) and (root / SEED_FILE).is_file():
+    trained_on = before_window(ds, DEMO_HOLDOUT_EVENTS).data_hash()
+    if have_models(root, trained_on) and (root / SEED_FILE).is_file():
         return root
     import torch  # lazy: torch and training load only when the demo has no models yet
 
@@ -59,7 +64,8 @@ def ensure_demo_models(root: Path = DEMO_DIR, threads: int = 2) -> Path:
           flush=True)
     tok = run_train_tokenizer(ds, root / "tokenizer", TokenizerTrainConfig(epochs=150))
     run_train_sidrec(ds, tok, root / "recall", SIDRecTrainConfig(
-        epochs=DEMO_RECALL_EPOCHS, lr_schedule="cosine"), test=False)
+        epochs=DEMO_RECALL_EPOCHS, lr_schedule="cosine", holdout_events=DEMO_HOLDOUT_EVENTS),
+        test=False)
     _train_ranker(root, threads)
     build_seed(MOVIELENS, str(root / SEED_FILE))
     log.info("demo models ready in %.0f s", time.time() - t0)
@@ -67,9 +73,10 @@ def ensure_demo_models(root: Path = DEMO_DIR, threads: int = 2) -> Path:
 
 
 def _train_ranker(root: Path, threads: int) -> None:
-    """What ``sidstream train-ranker movielens --sid-artifact ROOT/recall --epochs 3`` runs."""
+    """What ``sidstream train-ranker movielens --sid-artifact ROOT/recall --epochs 3
+    --holdout-events 5000`` runs."""
     from export.ranker_job import TrainJob, run_train_job  # lazy: torch, onnx
     from models.rank.train import TrainConfig  # lazy: torch
     job = TrainJob(dataset=MOVIELENS, out=root / "ranker", sid_artifact=str(root / "recall"),
-                   threads=threads)
+                   threads=threads, holdout_events=DEMO_HOLDOUT_EVENTS)
     run_train_job(job, TrainConfig(epochs=3))

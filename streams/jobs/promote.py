@@ -5,7 +5,10 @@ serve: ``<root>/SERVING``, or before any promotion the newest other version) eac
 the stream would build, through the same :class:`streams.pipeline.batch.Pipeline`, for a replay of
 the most recent events of a data set: every event is scored against the list made from the user's
 history before it. Click rate and order rate are the hit rates@k over click and over order events.
-The rule: promote only if the order rate rises and the click rate drops by less than 10 %. The
+The rule: promote only if the order rate rises and the click rate drops by less than 10 %, and
+only on figures out of sample: both versions must have been trained on the data before the
+replayed window (``--holdout-events N`` with N >= ``--events``, their manifests' data hashes those
+of the data set without its last N interactions); a version that saw the window is refused. The
 decision and its figures go to ``<root>/promotions/<version>.json``; a promotion moves
 ``<root>/SERVING``, which workers follow (``LATEST``, written by training, is only followed while no
 version has ever been promoted).
@@ -20,12 +23,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from models.artifacts import SERVING, latest, read_pointer, set_pointer, versions
-from models.data.dataset import load_dataset
+from models.artifacts import (
+    SERVING,
+    ArtifactError,
+    latest,
+    load_manifest,
+    read_pointer,
+    set_pointer,
+    versions,
+)
+from models.data.dataset import SeqDataset, load_dataset
+from models.data.timeline import before_window, interactions
 from streams.channels.covisit import CoVisitation
 from streams.channels.popularity import DecayedPopularity
 from streams.contracts.events import Event
-from streams.jobs.replay import interactions
 from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline
 from streams.pipeline.model_set import ModelSet, with_model
@@ -73,6 +84,30 @@ def champion_of(root: Path, challenger: str) -> str | None:
     return others[0] if others else None
 
 
+def holdout_events(directory: Path) -> int:
+    """How many of the data set's last interactions the artifact was trained without."""
+    man = load_manifest(directory, verify=False)
+    train = man.config.get("train")
+    nested = train.get("holdout_events", 0) if isinstance(train, dict) else 0
+    return int(man.extra.get("holdout_events", nested) or 0)
+
+
+def in_sample(directory: Path, ds: SeqDataset, window: int) -> str:
+    """Why ``directory``'s figures on the last ``window`` interactions of ``ds`` would be in
+    sample ("" when they are not): trained on them, or on other data."""
+    try:
+        n = holdout_events(directory)
+        data_hash = load_manifest(directory, verify=False).data_hash
+    except ArtifactError as exc:
+        return str(exc)
+    if n < window:
+        return (f"{directory.name} was trained on the replayed window (it held out {n} of the "
+                f"last {window} events: train with --holdout-events {window})")
+    if data_hash != before_window(ds, n).data_hash():
+        return f"{directory.name} was trained on other data than {ds.name} before its last {n}"
+    return ""
+
+
 def decide(champ: ArmResult | None, chall: ArmResult) -> tuple[bool, str]:
     if champ is None:
         return True, "no champion: the first version is promoted"
@@ -99,12 +134,17 @@ def run_promote(cfg: PromoteConfig, settings: Settings | None = None) -> dict[st
     arms = {"challenger": _with(watcher, serving, kind, version)}
     if champ_version:
         arms["champion"] = _with(watcher, serving, kind, champ_version)
-    replay = _replay(cfg)
+    ds = load_dataset(cfg.data)
+    replay = _replay(ds, cfg.events)
     results = {name: _evaluate(models, replay, settings, cfg.k, v)
                for (name, (models, v)) in arms.items()}
     ok, reason = decide(results.get("champion"), results["challenger"])
+    leaks = {name: why for name, v in (("challenger", version), ("champion", champ_version))
+             if v and (why := in_sample(root / v, ds, cfg.events))}
+    if leaks:
+        ok, reason = False, "in sample: " + "; ".join(leaks.values())
     doc = {"kind": kind, "challenger_version": version, "champion_version": champ_version,
-           "promoted": ok,
+           "promoted": ok, "out_of_sample": not leaks,
            "reason": reason, "rule": "order rate rises and click rate drops by < 10%",
            "data": cfg.data, "events": cfg.events, "k": cfg.k,
            "decided": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -127,11 +167,10 @@ def _with(watcher: ModelWatcher, serving: ModelSet, kind: str, version: str
     return with_model(serving, kind, obj, version), version
 
 
-def _replay(cfg: PromoteConfig) -> tuple[list[Any], list[Any]]:
+def _replay(ds: SeqDataset, window: int) -> tuple[list[Any], list[Any]]:
     """(events before the window, the window) in replay order."""
-
-    order = interactions(load_dataset(cfg.data))
-    cut = max(0, len(order) - cfg.events)
+    order = interactions(ds)
+    cut = max(0, len(order) - window)
     return order[:cut], order[cut:]
 
 

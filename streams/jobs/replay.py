@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,13 +19,11 @@ from kafka import KafkaProducer
 from tqdm import tqdm
 
 from models.data.dataset import SeqDataset, load_dataset
+from models.data.timeline import Interaction, interactions
 from streams.contracts.events import Event, event_to_json
 from streams.settings import EVENTS_TOPIC, ITEMS_TOPIC, Settings
 
 log = logging.getLogger(__name__)
-
-ORDER_MIN_RATING = 4.0
-
 
 @dataclass(frozen=True)
 class ReplayConfig:
@@ -46,34 +43,6 @@ class ReplayStats:
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Interaction:
-    user_id: int
-    item_id: int
-    type: str
-    position: int
-
-
-def interactions(ds: SeqDataset, seed: int = 0) -> list[Interaction]:
-    """All interactions of ``ds`` in replay order."""
-    keyed: list[tuple[float, int, int, Interaction]] = []
-    rng = random.Random(seed)
-    for user, seq in ds.sequences.items():
-        ratings = ds.ratings.get(user) if ds.ratings else None
-        if ds.timestamps and user in ds.timestamps:
-            times = [float(t) for t in ds.timestamps[user]]
-        else:  # no timestamps: spread the user's events over [0, 1) keeping their order
-            times = sorted(rng.random() for _ in seq)
-        for pos, item in enumerate(seq):
-            if ratings is None:
-                etype = "order"  # review/purchase data sets: every interaction is a purchase
-            else:
-                etype = "order" if ratings[pos] >= ORDER_MIN_RATING else "click"
-            keyed.append((times[pos], user, pos, Interaction(user, item, etype, pos)))
-    keyed.sort(key=lambda k: (k[0], k[1], k[2]))
-    return [k[3] for k in keyed]
 
 
 def item_payload(ds: SeqDataset, item_id: int) -> bytes:

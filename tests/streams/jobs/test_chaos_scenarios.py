@@ -15,8 +15,8 @@ import pytest
 
 from streams.jobs.chaos_scenarios import (
     ChaosConfig,
-    crash,
     broker_restart,
+    crash,
     graceful,
     redis_outage,
     scale_out,

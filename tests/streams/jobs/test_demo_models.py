@@ -6,6 +6,7 @@ import pytest
 
 from models.artifacts import write_artifact
 from models.data.dataset import MOVIELENS, load_dataset
+from models.data.timeline import before_window
 from models.rank import artifact as ranker
 from models.recall import recaller, sidrec_recaller
 from streams.jobs import demo_models
@@ -19,7 +20,7 @@ def test_demo_model_dir_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert _model_dir(DemoConfig(models=False), tmp_path) == str(tmp_path / "models")
     assert _model_dir(DemoConfig(dataset="elsewhere"), tmp_path) == str(tmp_path / "models")
     built = tmp_path / "demo"
-    movielens = load_dataset(MOVIELENS).data_hash()
+    movielens = before_window(load_dataset(MOVIELENS), demo_models.DEMO_HOLDOUT_EVENTS).data_hash()
     for sub, kind, fmt in (("recall", sidrec_recaller.KIND, sidrec_recaller.FORMAT),
                            ("ranker", ranker.KIND, ranker.FORMAT)):
         write_artifact(built / sub, kind, fmt, movielens, {}, {}, lambda d: None)
