@@ -81,7 +81,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None,
                    help="events to replay (default 20,000; 0: all 99,693)")
     p.add_argument("--rate", type=float, default=None,
-                   help="events/s offered (default 200: what one worker with the demo models "
+                   help="events/s offered (default 500: what one worker with the demo models "
                    "sustains on 2 cores)")
     p.add_argument("--fast", action="store_true",
                    help="replay as fast as the producer goes: the worker falls behind and the "
