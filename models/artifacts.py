@@ -153,11 +153,14 @@ def pointer(root: Path) -> str | None:
 
 
 def versions(root: Path) -> list[str]:
-    """Versions under ``root``, the one to serve (:func:`pointer`) first, then newest first."""
+    """Versions under ``root``, the one to serve (:func:`pointer`) first, then newest first.
+    A version is a directory with a manifest: ``promotions/`` (the gate's decisions) and
+    half-written or foreign directories are not."""
     root = Path(root)
     if not root.is_dir():
         return []
-    names = sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+    names = sorted((p.name for p in root.iterdir()
+                    if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()),
                    reverse=True)
     first = pointer(root)
     if first in names:

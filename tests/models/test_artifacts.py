@@ -60,3 +60,14 @@ def test_incomplete_or_foreign_manifests_are_refused(tmp_path: Path) -> None:
         load_manifest(directory)
     with pytest.raises(ArtifactError, match="not a toy artifact"):
         resolve(tmp_path / "nothing", "toy")
+
+
+def test_the_promotions_folder_is_not_a_version(tmp_path: Path) -> None:
+    """``promote`` writes its decisions to ``<root>/promotions/``: listed as the newest
+    "version" (p sorts after digits), it became the champion of the next promotion and a
+    worker's fallback, refused with an error each time."""
+    only = write_artifact(tmp_path, "sidrec", 1, "hash", {}, {}, lambda d: None)
+    (tmp_path / "promotions").mkdir()
+    (tmp_path / "promotions" / f"{only.name}.json").write_text("{}")
+    (tmp_path / "20991231T000000-half-written").mkdir()  # no manifest yet
+    assert versions(tmp_path) == [only.name]
