@@ -144,7 +144,7 @@ def import_onnxruntime() -> Any:
     which package to install: ``sidstream[cpu]`` or, on a CUDA host, ``sidstream[gpu]`` (one of
     the two: both install the same module)."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: loads when a session is built
     except ImportError as exc:
         raise ImportError("onnxruntime is not installed: pip install 'sidstream[cpu]', or "
                           "'sidstream[gpu]' on a CUDA host (onnxruntime-gpu)") from exc

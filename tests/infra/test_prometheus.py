@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from infra.embedded import free_port
+from infra.embedded import embedded_stack, free_port
+from streams.runtime.topics import ensure_topics
 from streams.settings import EVENTS_TOPIC, Settings
 from tests.fixtures.helpers import eventually
 from tests.fixtures.prometheus import ROOT, Prometheus, binary, prometheus
@@ -47,18 +48,29 @@ def test_alert_rules_and_config_pass_promtool() -> None:
 
 
 @pytest.fixture(scope="module")
-def served(settings: Settings, trained_models: Path, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Served]:
+def served(trained_models: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[Served, KafkaProducer]]:
+    """A worker serving models on a broker and Redis of its own: the load below must not reach
+    the session's workers (their tests read their lists)."""
     root = tmp_path_factory.mktemp("prometheus-worker")
     models = Path(shutil.copytree(trained_models, root / "models"))
-    redis_url = settings.redis.redis_url.rsplit("/", 1)[0] + "/2"
-    env = {**settings.env(), "SIDSTREAM_APP_ID": "sidstream-prometheus-test",
-           "SIDSTREAM_REDIS_URL": redis_url, "SIDSTREAM_MODEL_DIR": str(models),
-           "SIDSTREAM_DATA_DIR": str(root / "faust"), "SIDSTREAM_METRICS_PORT": str(free_port()),
-           "SIDSTREAM_MODEL_POLL_S": "0.5"}
-    served = start_served(env, root / "worker.log", models, redis_url)
-    yield served
-    served.worker.stop()
+    with embedded_stack({}) as stack:
+        settings = Settings.from_env({**stack.env(), "SIDSTREAM_APP_ID": "sidstream-prometheus",
+                                      "SIDSTREAM_TOPIC_PARTITIONS": "4",
+                                      "SIDSTREAM_MODEL_DIR": str(models),
+                                      "SIDSTREAM_DATA_DIR": str(root / "faust"),
+                                      "SIDSTREAM_METRICS_PORT": str(free_port()),
+                                      "SIDSTREAM_MODEL_POLL_S": "0.5"})
+        ensure_topics(settings)
+        served = start_served(settings.env(), root / "worker.log", models,
+                              settings.redis.redis_url)
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks=1,
+                                 linger_ms=1)
+        try:
+            yield served, producer
+        finally:
+            producer.close()
+            served.worker.stop()
 
 
 def _load(producer: KafkaProducer, stop: threading.Event, tag: str) -> None:
@@ -90,14 +102,15 @@ def _no_data(prom: Prometheus, queries: list[tuple[str, str]]) -> list[str]:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_every_dashboard_query_returns_data_and_alerts_fire_on_a_live_worker(
-        served: Served, producer: KafkaProducer, tmp_path: Path) -> None:
+        served: tuple[Served, KafkaProducer], tmp_path: Path) -> None:
+    worker, producer = served
     queries = dashboard_queries()
     assert len(queries) >= 20
     stop = threading.Event()
     loader = threading.Thread(target=_load, args=(producer, stop, uuid.uuid4().hex[:6]))
     loader.start()
     try:
-        with prometheus([f"127.0.0.1:{served.worker.port}"], tmp_path) as prom:
+        with prometheus([f"127.0.0.1:{worker.worker.port}"], tmp_path) as prom:
             deadline = time.monotonic() + 60
             while (missing := _no_data(prom, queries)) and time.monotonic() < deadline:
                 time.sleep(2)
@@ -106,7 +119,7 @@ def test_every_dashboard_query_returns_data_and_alerts_fire_on_a_live_worker(
             rules = [r for g in groups for r in g["rules"]]
             assert len(rules) == 7 and all(r["health"] == "ok" for r in rules), rules
             # a corrupt model version: the worker refuses it, the alert on its counter fires
-            copy_version(served.models, "ranker", "29990101T000000-corrupt", corrupt=True)
+            copy_version(worker.models, "ranker", "29990101T000000-corrupt", corrupt=True)
             alert = eventually(lambda: [a for a in prom.api("alerts")["alerts"]
                                         if a["labels"]["alertname"] == "SidstreamModelRefused"
                                         and a["state"] == "firing"],

@@ -28,7 +28,7 @@ def test_replayed_events_satisfy_the_contract(tiny: Path) -> None:
 def test_movielens_replay_is_in_timestamp_order_with_rating_types() -> None:
     ds = load_dataset("movielens")
     order = interactions(ds)
-    assert len(order) == 100_000
+    assert len(order) == 100_000 - 307  # the second ratings of the 18 duplicated films
     first = order[0]
     assert ds.timestamps is not None
     assert ds.timestamps[first.user_id][first.position] == min(
