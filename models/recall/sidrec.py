@@ -48,6 +48,9 @@ class SIDRecConfig:
     sid_detach: bool = True  # the SID head reads the encoder's states without shaping them
     content_dim: int = 0  # >0: the tokenizer's input vector of each item (text or item2vec),
     # projected, joins its codes in the item embedding (0: codes only)
+    drop_neighbors: int = 0  # >0: an id-dropped item in training gets the id part new items
+    # are served with by ``item_table(neighbors=k)`` (its k nearest warm items', not learned
+    # through) instead of none, so the model learns to score such items
     id_stand_in: bool = True  # items added after training get a stand-in id part: regressed
     # from their vector (``stand_in``, fitted after training by models/recall/sidrec_stand_in.py)
     # or their nearest warm items' (``item_table(neighbors=k)``)
@@ -121,6 +124,7 @@ class SIDRec(nn.Module):
         self.register_buffer("vectors", torch.zeros(cfg.n_items + 1, cfg.content_dim),
                              persistent=cfg.content_dim > 0)
         self.register_buffer("stand_in", torch.zeros(cfg.content_dim + 1, d))
+        self._drop_nbrs: tuple[torch.Tensor, torch.Tensor] | None = None  # see _dropped_id_parts
         causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
         self.register_buffer("causal", causal, persistent=False)
 
@@ -171,6 +175,9 @@ class SIDRec(nn.Module):
             n = self.cfg.n_items + 1
             ids = self.id_emb.weight * keep[:n].unsqueeze(-1)
             e = torch.cat([e[:n] + ids, e[n:]])
+            if id_mask is not None and self.cfg.drop_neighbors > 0:
+                dropped = (self.has_id & ~id_mask).nonzero().squeeze(-1)
+                e = e.index_add(0, dropped, self._dropped_id_parts(dropped))
             new = (self.present & ~self.has_id).nonzero().squeeze(-1)
             if self.training or not self.cfg.id_stand_in or not len(new):
                 return e
@@ -180,6 +187,29 @@ class SIDRec(nn.Module):
                 x = torch.cat([self.vectors[new], self.vectors.new_ones(len(new), 1)], 1)
                 e = e.index_add(0, new, x @ self.stand_in)
         return e
+
+    def _dropped_id_parts(self, rows: torch.Tensor) -> torch.Tensor:
+        """The neighbour stand-in of id-dropped warm ``rows`` in training: their nearest other
+        warm items by vector (found once, then cached) and those items' current id parts,
+        detached."""
+        if self._drop_nbrs is None:
+            warm = self.has_id.nonzero().squeeze(-1)
+            idx = torch.zeros(self.n_rows, self.cfg.drop_neighbors, dtype=torch.long)
+            w = torch.zeros(self.n_rows, self.cfg.drop_neighbors)
+            with torch.no_grad():
+                vecs = F.normalize(self.vectors[warm], dim=1)
+                for s in range(0, len(warm), 1024):
+                    sims = vecs[s: s + 1024] @ vecs.T
+                    sims[torch.arange(len(sims)), torch.arange(s, s + len(sims))] = -2.0
+                    top, at = sims.topk(self.cfg.drop_neighbors, dim=1)
+                    top = top.clamp(min=0)
+                    idx[warm[s: s + 1024]] = warm[at]
+                    w[warm[s: s + 1024]] = top / top.sum(1, keepdim=True).clamp(min=1e-12)
+            self._drop_nbrs = (idx, w)
+        idx, w = self._drop_nbrs
+        assert self.id_emb is not None
+        parts = self.id_emb.weight.detach()[idx[rows]]  # [R, k, d]
+        return torch.einsum("rk,rkd->rd", w[rows], parts)
 
     def neighbor_id_parts(self, rows: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
         """[len(rows), d]: for each row, the mean learned id part of the ``k`` warm items whose

@@ -77,7 +77,8 @@ def _cmd_train_sidrec(args: argparse.Namespace) -> int:
 
     model = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
              "dropout": args.dropout, "id_embedding": not args.no_id_embedding,
-             "id_drop": args.id_drop, "sid_weight": args.sid_weight,
+             "id_drop": args.id_drop, "drop_neighbors": args.drop_neighbors,
+             "sid_weight": args.sid_weight,
              "sid_detach": not args.sid_shapes_encoder}
     cfg = SIDRecTrainConfig(model=model, epochs=args.epochs, batch_size=args.batch_size,
                             lr=args.lr, lr_schedule=args.lr_schedule,
@@ -230,6 +231,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-id-embedding", action="store_true", help="items by their codes only")
     p.add_argument("--id-drop", type=float, default=0.1,
                    help="share of items trained without their id part (as cold items serve)")
+    p.add_argument("--drop-neighbors", type=int, default=0,
+                   help="an id-dropped item in training gets the mean id part of its K nearest "
+                        "warm items by vector, as new items can be served (0: none)")
     p.add_argument("--sid-weight", type=float, default=1.0, help="weight of the SID head's loss")
     p.add_argument("--sid-shapes-encoder", action="store_true",
                    help="let the SID head's loss train the encoder too (default: it only reads "

@@ -136,3 +136,34 @@ def test_a_new_item_gets_the_id_part_of_its_nearest_warm_items() -> None:
     rec.stand_in_neighbors = 1
     rec.reset_item_table()
     torch.testing.assert_close(rec.item_table()[5], plain + id3)
+
+
+def test_with_drop_neighbors_an_id_dropped_item_trains_with_its_neighbours_id_part() -> None:
+    """``drop_neighbors``: in training, an item whose id part is dropped gets its nearest other
+    warm item's id part (detached), as a new item is served with ``neighbors=1``; the others
+    keep their own."""
+    import dataclasses
+
+    from models.recall.sidrec import SIDRec
+
+    rec = tiny_sidrec(content=True)
+    cfg = dataclasses.replace(rec.model.cfg, drop_neighbors=1)
+    model = SIDRec(cfg)
+    model.load_state_dict(rec.model.state_dict())
+    model.add_items(torch.arange(1, rec.model.n_rows), rec.model.codes[1:], trained=True,
+                    vectors=rec.model.vectors[1:])
+    model.train()
+    mask = torch.ones(model.n_rows, dtype=torch.bool)
+    mask[3] = False  # item 3 loses its id part in this batch
+    table = model.item_table(mask)
+    rec.model.train()  # the same weights without drop_neighbors: codes + vectors, no id parts
+    plain = rec.model.item_table(torch.zeros(model.n_rows, dtype=torch.bool)).detach()
+    warm = model.has_id.nonzero().squeeze(-1)
+    sims = torch.nn.functional.cosine_similarity(model.vectors[warm], model.vectors[3][None])
+    sims[warm == 3] = -2.0
+    nearest = int(warm[sims.argmax()])
+    ids = model.id_emb.weight  # type: ignore[union-attr]
+    torch.testing.assert_close(table[3], plain[3] + ids[nearest])
+    torch.testing.assert_close(table[4], plain[4] + ids[4])
+    table[3].sum().backward()
+    assert ids.grad is not None and not ids.grad[nearest].any()  # not learned through
