@@ -197,37 +197,43 @@ class SIDRec(nn.Module):
             idx = torch.zeros(self.n_rows, self.cfg.drop_neighbors, dtype=torch.long)
             w = torch.zeros(self.n_rows, self.cfg.drop_neighbors)
             with torch.no_grad():
-                vecs = F.normalize(self.vectors[warm], dim=1)
-                for s in range(0, len(warm), 1024):
-                    sims = vecs[s: s + 1024] @ vecs.T
-                    sims[torch.arange(len(sims)), torch.arange(s, s + len(sims))] = -2.0
-                    top, at = sims.topk(self.cfg.drop_neighbors, dim=1)
-                    top = top.clamp(min=0)
-                    idx[warm[s: s + 1024]] = warm[at]
-                    w[warm[s: s + 1024]] = top / top.sum(1, keepdim=True).clamp(min=1e-12)
+                idx[warm], w[warm] = self._warm_neighbors(warm, self.cfg.drop_neighbors,
+                                                          exclude_self=True)
             self._drop_nbrs = (idx, w)
         idx, w = self._drop_nbrs
         assert self.id_emb is not None
         parts = self.id_emb.weight.detach()[idx[rows]]  # [R, k, d]
         return torch.einsum("rk,rkd->rd", w[rows], parts)
 
-    def neighbor_id_parts(self, rows: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+    def neighbor_id_parts(self, rows: torch.Tensor, k: int) -> torch.Tensor:
         """[len(rows), d]: for each row, the mean learned id part of the ``k`` warm items whose
         vectors are most similar to its own (cosine), weighted by that similarity (negative
         ones count 0). Needs ``content_dim``; zeros without."""
-        out = self.vectors.new_zeros(len(rows), self.cfg.d_model)
+        if self.id_emb is None or not self.cfg.content_dim or not bool(self.has_id.any()):
+            return self.vectors.new_zeros(len(rows), self.cfg.d_model)
+        idx, w = self._warm_neighbors(rows, k)
+        return torch.einsum("nk,nkd->nd", w, self.id_emb.weight[idx])
+
+    def _warm_neighbors(self, rows: torch.Tensor, k: int, exclude_self: bool = False,
+                        chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each of ``rows``: its ``k`` (at most the warm items') most similar warm items by
+        vector cosine ([R, k] rows) and their weights (the similarities, negative ones 0,
+        summing to 1); ``exclude_self`` leaves a warm row out of its own neighbours."""
         warm = self.has_id.nonzero().squeeze(-1)
-        if self.id_emb is None or not self.cfg.content_dim or not len(warm):
-            return out
-        k = min(k, len(warm))
-        ids, vecs = self.id_emb.weight[warm], F.normalize(self.vectors[warm], dim=1)
+        k = min(k, len(warm) - int(exclude_self))
+        vecs = F.normalize(self.vectors[warm], dim=1)
+        idx = torch.zeros(len(rows), k, dtype=torch.long)
+        w = torch.zeros(len(rows), k)
         for s in range(0, len(rows), chunk):
-            query = F.normalize(self.vectors[rows[s: s + chunk]], dim=1)
-            sims, idx = (query @ vecs.T).topk(k, dim=1)
-            w = sims.clamp(min=0)
-            w = w / w.sum(1, keepdim=True).clamp(min=1e-12)
-            out[s: s + chunk] = torch.einsum("nk,nkd->nd", w, ids[idx])
-        return out
+            part = rows[s: s + chunk]
+            sims = F.normalize(self.vectors[part], dim=1) @ vecs.T
+            if exclude_self:
+                sims[part[:, None] == warm[None, :]] = -2.0
+            top, at = sims.topk(k, dim=1)
+            top = top.clamp(min=0)
+            idx[s: s + chunk] = warm[at]
+            w[s: s + chunk] = top / top.sum(1, keepdim=True).clamp(min=1e-12)
+        return idx, w
 
     # ------------------------------------------------------------------ encoder
     def encode(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
