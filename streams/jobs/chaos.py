@@ -148,18 +148,19 @@ def _user_diff(want: UserState, got: dict[str, Any] | None) -> tuple[int, int, l
     return lost, doubled, fields
 
 
-def compare(name: str, settings: Settings, events: list[Event]) -> Result:
+def compare(name: str, settings: Settings, events: list[Event],
+            actual: dict[str, dict[str, Any]] | None = None) -> Result:
     """The whole end state against a clean run's: each user's full sequence (items, types,
     timestamps, in order), dedup ids, ordered items, event count, last timestamp, and the
     ``event_ts`` of their list in Redis. Needs a state that holds every event of a user
-    (:func:`whole_state_env`)."""
+    (:func:`whole_state_env`); ``actual``: the states already read from the changelog."""
     st = settings.state
     most = max_events_per_user(events)
     if most > min(st.seq_len, st.dedup_window):
         raise ValueError(f"a user has {most} events: compare needs SIDSTREAM_SEQ_LEN and "
                          f"SIDSTREAM_DEDUP_WINDOW >= {most} (whole_state_env)")
     expected = expected_states(events, StateLimits(st.seq_len, st.dedup_window, st.ordered_cap))
-    actual = read_states(settings)
+    actual = read_states(settings) if actual is None else actual
     result = Result(name, len(events), len(expected))
     client = redis.Redis.from_url(settings.redis.redis_url)
     keys = list(expected)
@@ -181,50 +182,46 @@ def compare(name: str, settings: Settings, events: list[Event]) -> Result:
     return result
 
 
+def compare_subset(name: str, settings: Settings, events: list[Event], subset: list[Event]
+                   ) -> Result:
+    """Only ``subset`` of ``events`` must be applied exactly once (each in its user's dedup ids
+    once) and the lists of its users written from their last event; the whole-state comparison
+    is kept as notes (``lost_with_broker`` ...)."""
+    states = read_states(settings)
+    whole = compare(name, settings, events, states)
+    result = Result(name, len(subset), len({ev.user_key for ev in subset}))
+    counts = {k: Counter(st.get("ids", [])) for k, st in states.items()}
+    for ev in subset:
+        n = counts.get(ev.user_key, Counter())[ev.event_id]
+        result.lost += n == 0
+        result.duplicated += max(0, n - 1)
+    users = {ev.user_key for ev in subset}  # the subset is the replay's tail: their last events
+    result.stale_lists = sum(u in users for u in whole.notes.get("stale_users", []))
+    result.notes.update(lost_with_broker=whole.lost, duplicated_overall=whole.duplicated,
+                        stale_overall=whole.stale_lists)
+    return result
+
+
 def converge(name: str, settings: Settings, events: list[Event], timeout_s: float,
-             settle_s: float = 5.0) -> Result:
+             settle_s: float = 5.0, subset: list[Event] | None = None) -> Result:
     """Poll until the end state matches a clean run (or the timeout), then wait ``settle_s``
-    and compare once more: a late write (a redelivery, a stale list) fails the run."""
+    and compare once more: a late write (a redelivery, a stale list) fails the run. With
+    ``subset``, the check is :func:`compare_subset`."""
+    def check() -> Result:
+        if subset is None:
+            return compare(name, settings, events)
+        return compare_subset(name, settings, events, subset)
+
     deadline = time.monotonic() + timeout_s
     while True:
-        result = compare(name, settings, events)
+        result = check()
         if result.ok:
             time.sleep(settle_s)
-            result = compare(name, settings, events)
+            result = check()
             result.notes["settled_s"] = settle_s
             return result
         if time.monotonic() > deadline:
             return result
-        time.sleep(1.0)
-
-
-def converge_subset(name: str, settings: Settings, events: list[Event], subset: list[Event],
-                    timeout_s: float, settle_s: float = 5.0) -> Result:
-    """Like :func:`converge`, but only ``subset`` of ``events`` must be applied exactly once
-    (each in its user's dedup ids once) and the lists of the users whose last event is in it
-    written from it; the whole-state comparison is kept as notes (``lost_with_broker`` ...)."""
-    deadline = time.monotonic() + timeout_s
-    settled = False
-    while True:
-        whole = compare(name, settings, events)
-        states = read_states(settings)
-        counts = {k: Counter(st.get("ids", [])) for k, st in states.items()}
-        result = Result(name, len(subset), len({ev.user_key for ev in subset}))
-        for ev in subset:
-            n = counts.get(ev.user_key, Counter())[ev.event_id]
-            result.lost += n == 0
-            result.duplicated += max(0, n - 1)
-        last_users = {ev.user_key for ev in subset}
-        result.stale_lists = sum(u in last_users for u in whole.notes.get("stale_users", []))
-        result.notes.update(lost_with_broker=whole.lost, duplicated_overall=whole.duplicated,
-                            stale_overall=whole.stale_lists)
-        if result.ok and not settled:
-            settled = True
-            time.sleep(settle_s)
-            continue
-        if result.ok or time.monotonic() > deadline:
-            return result
-        settled = False
         time.sleep(1.0)
 
 

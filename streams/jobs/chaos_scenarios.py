@@ -21,7 +21,6 @@ from streams.jobs.chaos import (
     Replayer,
     Result,
     converge,
-    converge_subset,
     during,
     make_events,
     whole_state_env,
@@ -232,8 +231,8 @@ def broker_restart(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -
         during(replay, [0.2], restart)
         replay.join()
         after = events[marks["ready_at"]:]
-        result = converge_subset("broker restart (in-memory Tansu, workers restarted)",
-                                 settings, events, after, cfg.timeout_s)
+        result = converge("broker restart (in-memory Tansu, workers restarted)", settings,
+                          events, cfg.timeout_s, subset=after)
         worker = cluster.workers[-1]
         checks = {"worker_alive": worker.alive, "ready_after": becomes_ready(worker.port, 30.0),
                   "events_after_restart": len(after) > 0}
