@@ -26,6 +26,7 @@ from typing import Any
 from models.artifacts import (
     SERVING,
     ArtifactError,
+    Manifest,
     latest,
     load_manifest,
     read_pointer,
@@ -84,9 +85,8 @@ def champion_of(root: Path, challenger: str) -> str | None:
     return others[0] if others else None
 
 
-def holdout_events(directory: Path) -> int:
+def holdout_events(man: Manifest) -> int:
     """How many of the data set's last interactions the artifact was trained without."""
-    man = load_manifest(directory, verify=False)
     train = man.config.get("train")
     nested = train.get("holdout_events", 0) if isinstance(train, dict) else 0
     return int(man.extra.get("holdout_events", nested) or 0)
@@ -96,14 +96,14 @@ def in_sample(directory: Path, ds: SeqDataset, window: int) -> str:
     """Why ``directory``'s figures on the last ``window`` interactions of ``ds`` would be in
     sample ("" when they are not): trained on them, or on other data."""
     try:
-        n = holdout_events(directory)
-        data_hash = load_manifest(directory, verify=False).data_hash
+        man = load_manifest(directory, verify=False)
     except ArtifactError as exc:
         return str(exc)
+    n = holdout_events(man)
     if n < window:
         return (f"{directory.name} was trained on the replayed window (it held out {n} of the "
                 f"last {window} events: train with --holdout-events {window})")
-    if data_hash != before_window(ds, n).data_hash():
+    if man.data_hash != before_window(ds, n).data_hash():
         return f"{directory.name} was trained on other data than {ds.name} before its last {n}"
     return ""
 
