@@ -40,8 +40,7 @@ def covisit_channel(state: UserState, covis: CoVisitation, cfg: RecallConfig) ->
     out: Channel = {}
     for rank, item in enumerate(state.recent_items(cfg.history_items)):
         w = cfg.recency_decay ** rank * TYPE_WEIGHTS[type_of.get(item, "click")]
-        for other, score in covis.neighbors(item, cfg.per_item_neighbors):
-            out[other] = out.get(other, 0.0) + w * score
+        covis.accumulate(item, cfg.per_item_neighbors, w, out)
     return out
 
 
@@ -92,7 +91,8 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
         f = _scale(name, channel, weights)
         if f > 0:
             scaled.append((name, channel, f))
-    if len(scaled) == 1:  # the common case: one own channel beside the shared one
+    one = scaled[0][0] if len(scaled) == 1 else ""  # the common case: one own channel
+    if one:
         _, channel, f = scaled[0]
         blended = {item: score * f for item, score in channel.items()}
     else:
@@ -102,7 +102,10 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
             for item, score in channel.items():
                 blended[item] = get(item, 0.0) + score * f
     parts = shared.parts if shared is not None else {}
+    shared_wins: set[Id] = set()  # with one own channel: items whose larger part is shared
     for item in blended.keys() & parts.keys():  # updating values keeps the insertion order
+        if parts[item] > blended[item]:
+            shared_wins.add(item)
         blended[item] += parts[item]
     own = sorted(blended.items(), key=itemgetter(1), reverse=True)
     rest, rest_name = ([], "") if shared is None else (shared.ranked, shared.name)
@@ -113,7 +116,9 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
             item, total = own[i]
             i += 1
             if item not in exclude:
-                out.append(Candidate(item, round(total, 6), _source(item, scaled, shared)))
+                source = (rest_name if item in shared_wins else one) if one \
+                    else _source(item, scaled, shared)
+                out.append(Candidate(item, round(total, 6), source))
             continue
         item, total = rest[j]
         j += 1

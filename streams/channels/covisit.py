@@ -11,6 +11,7 @@ Scores are conditional: ``P(j | i) ~ c(i, j) / total(i)``, so popular items do n
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -26,14 +27,46 @@ class CoVisitConfig:
     max_neighbors: int = 100
 
 
+class _Top:
+    """A row's ``k`` strongest neighbours, raw counts, best first; kept up to date by every
+    co-count of the row (:meth:`bump`) instead of sorting the row again at each recall."""
+
+    __slots__ = ("ids", "k", "neg")
+
+    def __init__(self, k: int, row: dict[Id, float]) -> None:
+        # a C sort beats heapq.nlargest's Python key calls here (ties keep the row's order)
+        best = sorted(row.items(), key=itemgetter(1), reverse=True)[:k]
+        self.k = k
+        self.ids: list[Id] = [j for j, _ in best]
+        self.neg: list[float] = [-c for _, c in best]  # negated counts: ascending, for bisect
+
+    def bump(self, item: Id, count: float) -> None:
+        """``item``'s count rose to ``count``: move it up, or in (pushing the weakest out)."""
+        ids, neg = self.ids, self.neg
+        try:
+            i = ids.index(item)
+        except ValueError:
+            if len(ids) >= self.k:
+                if -count >= neg[-1]:
+                    return  # not above the weakest kept one: ties keep the older neighbour
+                ids.pop()
+                neg.pop()
+        else:
+            del ids[i], neg[i]
+        pos = bisect_right(neg, -count)  # after equal counts: ties keep the older one first
+        ids.insert(pos, item)
+        neg.insert(pos, -count)
+
+
 class CoVisitation:
     def __init__(self, config: CoVisitConfig | None = None) -> None:
         self.config = config or CoVisitConfig()
         self.rows: dict[Id, dict[Id, float]] = {}
         self.totals: dict[Id, float] = {}
-        # item -> (k, its top-k neighbours), kept between recalls (every recompute of a user
-        # reads the rows of their recent items); ``_add`` drops the entry of the row it changes
-        self._top: dict[Id, tuple[int, list[tuple[Id, float]]]] = {}
+        # item -> its top-k neighbours, built on the first recall that reads the row, then kept
+        # up to date by ``_add`` (every recompute of a user reads the rows of their recent
+        # items, which the event behind it has just changed: re-sorting them was the hot spot)
+        self._top: dict[Id, _Top] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -54,35 +87,52 @@ class CoVisitation:
             self.update(items[max(0, pos - self.config.window):pos], items[pos], weight)
 
     def neighbors(self, item: Id, k: int) -> list[tuple[Id, float]]:
-        """Top ``k`` neighbours of ``item`` with conditional scores in (0, 1]; the list is
-        shared with later calls until the row changes: do not modify it."""
-        cached = self._top.get(item)
-        if cached is not None and cached[0] == k:
-            return cached[1]
-        row = self.rows.get(item)
-        if not row:
+        """Top ``k`` neighbours of ``item`` with conditional scores in (0, 1], best first."""
+        top = self._top_of(item, k)
+        if top is None:
             return []
         total = self.totals[item]
-        # rows hold <= 2 x max_neighbors entries: a C sort beats heapq.nlargest's Python key
-        # calls by ~4x there (ties keep insertion order either way)
-        best = sorted(row.items(), key=itemgetter(1), reverse=True)[:k]
-        top = [(j, c / total) for j, c in best]
-        self._top[item] = (k, top)
+        return [(j, -c / total) for j, c in zip(top.ids, top.neg, strict=True)]
+
+    def accumulate(self, item: Id, k: int, weight: float, out: dict[Id, float]) -> None:
+        """``out[j] += weight * score(j | item)`` for ``item``'s top ``k`` neighbours ``j``:
+        the co-visitation channel's inner loop, without building the scored list."""
+        top = self._top_of(item, k)
+        if top is None:
+            return
+        f = -weight / self.totals[item]
+        get = out.get
+        for j, c in zip(top.ids, top.neg, strict=True):
+            out[j] = get(j, 0.0) + f * c
+
+    def _top_of(self, item: Id, k: int) -> _Top | None:
+        top = self._top.get(item)
+        if top is not None and top.k == k:
+            return top
+        row = self.rows.get(item)
+        if not row:
+            return None
+        top = self._top[item] = _Top(k, row)  # one k per item is kept: the channel's
         return top
 
     def _add(self, a: Id, b: Id, w: float) -> None:
         row = self.rows.get(a)
         if row is None:
             row = self.rows[a] = {}
-        row[b] = row.get(b, 0.0) + w
+        count = row[b] = row.get(b, 0.0) + w
         self.totals[a] = self.totals.get(a, 0.0) + w
-        self._top.pop(a, None)
+        top = self._top.get(a)
+        if top is not None:
+            top.bump(b, count)
         if len(row) > 2 * self.config.max_neighbors:
             self._prune(a, row)
 
     def _prune(self, a: Id, row: dict[Id, float]) -> None:
         keep = heapq.nlargest(self.config.max_neighbors, row.items(), key=lambda kv: kv[1])
-        self.rows[a] = dict(keep)
+        self.rows[a] = kept = dict(keep)
+        top = self._top.get(a)
+        if top is not None and not all(j in kept for j in top.ids):  # k > max_neighbors, or
+            del self._top[a]  # ties at the cut went the other way: rebuilt on the next read
 
     # --- (de)serialisation for the offline seed: ids keep their JSON type ---
     def to_rows(self) -> list[list[object]]:

@@ -1,3 +1,7 @@
+import random
+
+import pytest
+
 from streams.channels.covisit import CoVisitation, CoVisitConfig
 
 
@@ -27,3 +31,38 @@ def test_neighbours_read_after_an_update_are_not_the_stale_ones_read_before() ->
     cv.update([1], 3, weight=3.0)  # 1 -> 3 now outweighs 1 -> 2
     assert cv.neighbors(1, 5) == [(3, 0.75), (2, 0.25)]
     assert cv.neighbors(1, 1) == [(3, 0.75)]  # another k is not the kept list
+
+
+def _fresh_top(cv: CoVisitation, item: int, k: int) -> list[tuple[int, float]]:
+    row, total = cv.rows[item], cv.totals[item]
+    return [(j, c / total) for j, c in sorted(row.items(), key=lambda kv: -kv[1])[:k]]
+
+
+@pytest.mark.parametrize("k", [5, 12])  # 12: more than a pruned row keeps (8)
+def test_kept_top_neighbours_follow_every_update_as_a_fresh_sort_would(k: int) -> None:
+    """The top-k kept between recalls is updated in place by each co-count (``_Top.bump``):
+    it must stay what sorting the row again gives, through rises, entries and prunes."""
+    rng = random.Random(0)
+    cv = CoVisitation(CoVisitConfig(window=3, max_neighbors=8))
+    for _ in range(20):  # every row is read (so kept) early, then keeps changing
+        cv.update([rng.randrange(30) for _ in range(3)], rng.randrange(30), rng.random() + 0.1)
+    for item in list(cv.rows):
+        cv.neighbors(item, k)
+    for step in range(3000):
+        cv.update([rng.randrange(30) for _ in range(3)], rng.randrange(30), rng.random() + 0.1)
+        if step % 50 == 0:
+            for item in cv.rows:
+                assert [j for j, _ in cv.neighbors(item, k)] == \
+                    [j for j, _ in _fresh_top(cv, item, k)]
+                assert [c for _, c in cv.neighbors(item, k)] == \
+                    pytest.approx([c for _, c in _fresh_top(cv, item, k)])
+
+
+def test_accumulated_channel_scores_are_weight_times_conditional_score() -> None:
+    cv = CoVisitation(CoVisitConfig(window=2))
+    cv.add_sequence([1, 2, 3])
+    out = {2: 1.0}
+    cv.accumulate(3, 5, 2.0, out)
+    assert out == pytest.approx({2: 1.0 + 2.0 / 1.5, 1: 1.0 / 1.5})
+    cv.accumulate(99, 5, 2.0, out)  # an unknown item adds nothing
+    assert len(out) == 2
