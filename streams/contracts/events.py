@@ -89,6 +89,8 @@ def parse_event(raw: bytes | None, key: bytes | None, now_ms: int, limits: Limit
         raise Rejected(WRONG_TYPE, f"event_id must be a string, got {type(event_id).__name__}")
     if not event_id or len(event_id) > limits.max_id_chars:
         raise Rejected(BAD_ID, f"event_id must have 1..{limits.max_id_chars} characters")
+    if not _utf8(event_id):  # a lone surrogate (JSON "\ud800"): the changelog can't carry it
+        raise Rejected(BAD_ID, "event_id must be valid Unicode text (no lone surrogates)")
     user_id = _check_id("user_id", obj["user_id"], limits.max_id_chars)
     item_id = _check_id("item_id", obj["item_id"], limits.max_id_chars)
     etype = obj["type"]
@@ -155,6 +157,14 @@ def _check_fields(obj: dict[str, Any], allowed: frozenset[str], required: tuple[
     unknown = sorted(k for k in obj if k not in allowed)
     if unknown:
         raise Rejected(UNKNOWN_FIELD, f"unknown field(s) {', '.join(k[:40] for k in unknown[:5])}")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_id(name: str, value: Any, max_chars: int) -> Id:

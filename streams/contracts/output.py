@@ -6,10 +6,11 @@ are known under ``sidstream:item:{item_id}``. Recommendation APIs read these key
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
+
+import orjson
 
 from streams.contracts.events import Id
 
@@ -33,15 +34,16 @@ def item_key(item_id: Id) -> str:
 
 
 def build_payload(user_id: Id, items: Sequence[Candidate], model_version: str,
-                  updated_ms: int, event_ts: int) -> str:
-    """The JSON string stored under :func:`rec_key`; item ids keep their producer type."""
-    return json.dumps({
+                  updated_ms: int, event_ts: int) -> bytes:
+    """The JSON document stored under :func:`rec_key` (UTF-8); item ids keep their producer
+    type. orjson: the payloads were a tenth of the no-model worker's time with ``json``."""
+    return orjson.dumps({
         "user_id": user_id,
         "items": [{"item_id": c.item_id, "score": c.score, "source": c.source} for c in items],
         "model_version": model_version,
         "updated_ms": updated_ms,
         "event_ts": event_ts,
-    }, separators=(",", ":"))
+    })
 
 
 @dataclass(frozen=True, slots=True)

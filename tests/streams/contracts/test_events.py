@@ -1,5 +1,6 @@
 import json
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -42,6 +43,7 @@ def test_valid_event_keeps_id_types() -> None:
     (raw(extra=1), ev.UNKNOWN_FIELD),
     (raw(event_id=5), ev.WRONG_TYPE),
     (raw(event_id=""), ev.BAD_ID),
+    (raw(event_id="e\ud800"), ev.BAD_ID),  # a lone surrogate, escaped in the JSON
     (raw(user_id=True), ev.WRONG_TYPE),
     (raw(item_id=1.5), ev.WRONG_TYPE),
     (raw(item_id="a\nb"), ev.BAD_ID),
@@ -90,3 +92,15 @@ def test_item_upsert() -> None:
     with pytest.raises(Rejected) as info:
         parse_item(b'{"item_id": 1, "categories": [1]}', LIMITS)
     assert info.value.reason == ev.WRONG_TYPE
+
+
+@pytest.mark.parametrize("event_id", ["\ud800", "x\udfff", "\U0001f600", "tab\t", "é"])
+def test_accepted_event_ids_can_be_written_to_the_changelog(event_id: str) -> None:
+    """The state keeps event ids (dedup window) and faust writes it with orjson, which refuses
+    lone surrogates: an id that passes validation must serialise, or the worker would fail
+    on the changelog instead of sending the event to the dead-letter topic."""
+    try:
+        e = parse_event(raw(event_id=event_id), b"7", NOW, LIMITS)
+    except Rejected:
+        return
+    orjson.dumps({"ids": [e.event_id]})
