@@ -19,6 +19,8 @@ from streams.contracts.events import EVENT_TYPES
 
 ENV_PREFIX = "SIDSTREAM_"
 
+STORES = ("memory", "rocksdb")  # values of SIDSTREAM_STORE
+
 # Topic names are part of the public contract.
 EVENTS_TOPIC = "sidstream-events"
 ITEMS_TOPIC = "sidstream-items"
@@ -45,7 +47,13 @@ class KafkaSettings:
 @dataclass(frozen=True)
 class WorkerSettings:
     metrics_port: int = 9108  # /metrics, /livez, /readyz
-    data_dir: Path = Path(".sidstream")  # faust's local data
+    data_dir: Path = Path(".sidstream")  # faust's local data (the rocksdb store's files)
+    # user-state table: "memory" (rebuilt from the changelog on every start) or "rocksdb"
+    # (on disk under data_dir; a restart reads only the changelog tail it has not seen)
+    store: str = "memory"
+    # warm copies of other workers' table partitions kept by each worker (faust's
+    # table_standby_replicas): a failover then reads only the tail of the changelog
+    standby_replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,9 @@ class Settings:
         if self.kafka.broker_kind not in ("kafka", "tansu"):
             raise ValueError("SIDSTREAM_BROKER_KIND must be kafka or tansu: "
                              f"{self.kafka.broker_kind!r}")
+        if self.worker.store not in STORES:
+            raise ValueError(f"SIDSTREAM_STORE must be one of {', '.join(STORES)}: "
+                             f"{self.worker.store!r}")
         flat = {f.name: (var, getattr(getattr(self, s), f.name)) for s, f, var in _fields()}
         for name in ("topic_partitions", "seq_len", "dedup_window", "rec_size", "batch_max",
                      "model_batch_max", "rec_ttl_s", "max_event_bytes", "beam", "model_poll_s"):
@@ -198,7 +209,7 @@ class Settings:
                 raise ValueError(f"{flat[name][0]} must be positive")
         for name in ("model_threads", "quota_generative", "quota_covisit", "quota_popular",
                      "quota_i2i", "quota_coldstart", "coldstart_max_events", "coldstart_epsilon",
-                     "debounce_ms", "recall_cache_users", "prefix_cache_tokens",
+                     "debounce_ms", "recall_cache_users", "prefix_cache_tokens", "standby_replicas",
                      "w_click", "w_order", "w_value"):
             value = flat[name][1]
             if value < 0 or not math.isfinite(value):

@@ -26,3 +26,25 @@ def test_settings_from_env() -> None:
 def test_bootstrap_servers() -> None:
     assert bootstrap_servers("kafka://a:1;kafka://b:2") == ["a:1", "b:2"]
     assert bootstrap_servers("kafka://a:1,b:2") == ["a:1", "b:2"]
+
+
+def test_store_defaults_to_memory_and_accepts_rocksdb_with_standby_replicas() -> None:
+    s = Settings.from_env({})
+    assert (s.worker.store, s.worker.standby_replicas) == ("memory", 1)
+    disk = Settings.from_env({"SIDSTREAM_STORE": "rocksdb", "SIDSTREAM_STANDBY_REPLICAS": "0",
+                              "SIDSTREAM_DATA_DIR": "/var/lib/sidstream"})
+    assert (disk.worker.store, disk.worker.standby_replicas, disk.worker.data_dir) == \
+        ("rocksdb", 0, Path("/var/lib/sidstream"))
+    assert Settings.from_env(disk.env()) == disk
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"SIDSTREAM_STORE": "rocksdict"}, "SIDSTREAM_STORE must be one of memory, rocksdb"),
+    ({"SIDSTREAM_STORE": "RocksDB"}, "SIDSTREAM_STORE must be one of memory, rocksdb"),
+    ({"SIDSTREAM_STANDBY_REPLICAS": "-1"}, "SIDSTREAM_STANDBY_REPLICAS must be finite and >= 0"),
+    ({"SIDSTREAM_STANDBY_REPLICAS": "one"}, "SIDSTREAM_STANDBY_REPLICAS='one'"),
+])
+def test_a_bad_store_setting_is_refused_naming_its_variable(env: dict[str, str],
+                                                             message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)
