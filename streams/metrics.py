@@ -19,6 +19,10 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 # What answered an applied event (label values of sidstream_events_accounted_total).
 OUTCOMES = ("list_written", "coalesced", "no_recompute", "dropped_deferred")
 
+# Why a partition's local table state was deleted and rebuilt from the changelog (label values
+# of sidstream_state_discarded_total; streams/runtime/disk_store.py, recovery_check.py).
+DISCARD_REASONS = ("unreadable", "ahead_of_changelog")
+
 # Pipeline stages (label values of sidstream_stage_seconds).
 STAGES = ("validate", "state", "recall", "generative", "coldstart", "rank", "ranker", "redis",
           "dlq", "batch")
@@ -79,6 +83,17 @@ class Metrics:
                          "watermark minus read position)", registry=r)
         self.users = Gauge("sidstream_users_in_state", "Users held in this worker's table",
                            registry=r)
+        # --- the user-state table's local store (streams/runtime/state_table.py) ---
+        self.state_restored = Counter("sidstream_state_restored_records_total",
+                                      "Changelog records applied to the local user-state table "
+                                      "(recovery after a start or rebalance, standby replicas)",
+                                      registry=r)
+        self.state_discarded = Counter("sidstream_state_discarded_total",
+                                       "Table partitions whose local state was deleted and "
+                                       "rebuilt from the changelog, by reason", ["reason"],
+                                       registry=r)
+        for reason in DISCARD_REASONS:
+            self.state_discarded.labels(reason)
         self.covisit_items = Gauge("sidstream_covisit_items", "Items in the co-visitation index",
                                    registry=r)
         # --- models (streams/runtime/model_watcher.py) and incremental work ---

@@ -25,6 +25,7 @@ from streams.runtime.faust_patches import guard_acks, reseek_skipped, set_fetch_
 from streams.runtime.health import Health
 from streams.runtime.model_watcher import ModelWatcher
 from streams.runtime.offsets import ProcessedOffsets
+from streams.runtime.recovery_check import guard_recovery
 from streams.runtime.redis_writer import RecWriter
 from streams.runtime.stages import (
     Runtime,
@@ -35,11 +36,10 @@ from streams.runtime.stages import (
     run_deferred,
     swap_models,
 )
+from streams.runtime.state_table import make_table, store_url
 from streams.settings import DLQ_TOPIC, EVENTS_TOPIC, ITEMS_TOPIC, USERS_TOPIC, Settings
 
 log = logging.getLogger(__name__)
-
-TABLE_NAME = "user-state"
 
 
 def make_faust_app(settings: Settings) -> faust.App:
@@ -47,8 +47,9 @@ def make_faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.kafka.app_id,
         broker=settings.kafka.broker,
-        store="memory://",
+        store=store_url(settings),  # the user-state table's (streams/runtime/state_table.py)
         datadir=str(settings.worker.data_dir),
+        table_standby_replicas=settings.worker.standby_replicas,
         autodiscover=False,
         web_enabled=False,
         processing_guarantee="at_least_once",
@@ -191,8 +192,9 @@ def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, health: 
                              **raw)
     items_topic = app.topic(ITEMS_TOPIC, partitions=settings.kafka.topic_partitions, **raw)
     dlq = app.topic(DLQ_TOPIC, partitions=settings.kafka.topic_partitions, **raw)
-    # keys and values are JSON on the changelog (faust's default for untyped tables)
-    table = app.Table(TABLE_NAME, default=None, partitions=settings.kafka.topic_partitions)
+    table = make_table(app, settings, metrics)
+    if settings.worker.store == "rocksdb":
+        guard_recovery()  # local state ahead of the changelog is rebuilt, not served
     client = aioredis.from_url(settings.redis.redis_url, socket_timeout=5, socket_connect_timeout=2)
     writer = RecWriter(client, metrics, settings.redis.rec_ttl_s, pipeline.model_version,
                        settings.redis.redis_retries, settings.redis.redis_backoff_s)

@@ -1,0 +1,246 @@
+"""The user-state table on local disk (``SIDSTREAM_STORE=rocksdb``).
+
+faust's RocksDB store with the ``rocksdict`` driver: one database per table partition under
+``SIDSTREAM_DATA_DIR`` (``<data_dir>/v1/tables/user-state-<partition>.db``), each holding the
+offset of the last changelog record it contains, so that faust's recovery reads only the
+changelog after it. Three differences keep it exact:
+
+1. **A partition's database never holds more than its changelog.** faust writes a value to
+   RocksDB when the table is set and the offset when the broker acknowledges the changelog
+   record: a worker killed in between restarts with a state the changelog lacks (its event,
+   redelivered, is then skipped as a duplicate and never reaches the changelog). Here a state
+   the worker sets is held in memory until its changelog record is acknowledged
+   (:meth:`DiskStore.acked`); then the value and the record's offset go to the database in one
+   atomic write batch. The persisted offset says exactly which prefix of the changelog the
+   database holds.
+2. **Keys are found in whichever partition holds them.** faust writes to the database of the
+   partition of the "current event" (and asserts there is one) and reads from it when there
+   is one; the worker's micro-batches span partitions and its writes name their changelog
+   partition (``streams.runtime.stages.put_state``), so reads here look the key up in every
+   open partition (bloom filters first, as faust does without a current event).
+3. **A database that does not read back whole is rebuilt.** Opening a partition reads every
+   block once (checksums): one that fails to open or to read is deleted, counted in
+   ``sidstream_state_discarded_total{reason="unreadable"}`` and rebuilt from the changelog.
+   ``streams.runtime.recovery_check`` does the same with one ahead of its changelog.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import rocksdict
+from faust.stores import rocksdb as faust_rocksdb
+from faust.types import EventT
+
+from streams.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# faust's defaults give each partition's database a 2 GiB block cache and 64 MiB memtables;
+# eight partitions of small user states do not need that
+ROCKSDB_OPTIONS: dict[str, Any] = {"write_buffer_size": 16 << 20,
+                                   "block_cache_size": 64 << 20}
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """Another process (or a not yet collected handle) holds the database: faust retries.
+    faust's own test, ``"lock" in repr(exc)``, also matches ``block checksum mismatch``."""
+    return "/LOCK:" in str(exc)
+
+
+class DiskStore(faust_rocksdb.Store):
+    """faust's RocksDB store, changed as the module says."""
+
+    def __init__(self, url: Any, app: Any, table: Any, *, metrics: Metrics | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(url, app, table, driver="rocksdict", **kwargs)
+        self.metrics = metrics
+        self._unacked: dict[bytes, bytes] = {}  # set by the worker, changelog not acked yet
+        self._unacked_at: dict[bytes, int] = {}  # their changelog partition, once sent
+        self._offsets: dict[int, int | None] = {}  # persisted offset of each open partition
+        self._counts: dict[int, int] = {}  # keys of each open partition (the users gauge)
+
+    # -- the worker's reads and writes ---------------------------------------------------------
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self._del(key)
+        else:
+            self._unacked[key] = value
+
+    def sent(self, key: bytes, partition: int) -> None:
+        """The changelog record of ``key``'s latest value went to ``partition``."""
+        self._unacked_at[key] = partition
+
+    def acked(self, partition: int, offset: int, key: bytes, value: bytes) -> None:
+        """The broker holds ``value`` at ``offset`` of the changelog: now it may be on disk."""
+        if self._unacked.get(key) == value:  # no newer value was set meanwhile
+            del self._unacked[key]
+            self._unacked_at.pop(key, None)
+        db = self._dbs.get(partition)
+        if db is None:  # revoked meanwhile: its next owner reads the record from the changelog
+            return
+        last = self._offsets.get(partition)
+        if last is not None and offset <= last:  # a recovery applied it (and later ones)
+            return
+        new = self._absent(db, key)
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        batch.put(key, value)
+        batch.put(self.offset_key, str(offset).encode())
+        db.write(batch)
+        self._offsets[partition] = offset
+        self._counts[partition] = self._counts.get(partition, 0) + new
+
+    def _get(self, key: bytes) -> bytes | None:
+        value = self._unacked.get(key)
+        if value is not None:
+            return value
+        found = self._get_bucket_for_key(key)
+        return None if found is None else found.value
+
+    def _contains(self, key: bytes) -> bool:
+        return key in self._unacked or self._get_bucket_for_key(key) is not None
+
+    def _del(self, key: bytes) -> None:
+        self._unacked.pop(key, None)
+        self._unacked_at.pop(key, None)
+        for partition, db in list(self._dbs.items()):
+            if not self._absent(db, key):
+                db.delete(key)
+                self._counts[partition] = self._counts.get(partition, 0) - 1
+
+    def _iteritems(self) -> Iterator[tuple[bytes, bytes]]:
+        pending = dict(self._unacked)
+        for key, value in super()._iteritems():
+            yield key, pending.pop(key, value)
+        yield from pending.items()
+
+    def _iterkeys(self) -> Iterator[bytes]:
+        for key, _ in self._iteritems():
+            yield key
+
+    def _itervalues(self) -> Iterator[bytes]:
+        for _, value in self._iteritems():
+            yield value
+
+    def _size(self) -> int:
+        """Keys of the active partitions, from counts kept on every write (no scan)."""
+        topics = self.table.changelog_topic.topics
+        actives = {tp.partition for tp in self.app.assignor.assigned_actives()
+                   if tp.topic in topics}
+        n = sum(self._counts.get(p, 0) for p in actives if p in self._dbs)
+        for key, partition in self._unacked_at.items():
+            db = self._dbs.get(partition)
+            n += partition in actives and db is not None and self._absent(db, key)
+        return n
+
+    # -- the changelog: recovery and standby replicas --------------------------------------------
+
+    def apply_changelog_batch(self, batch: Iterable[EventT], to_key: Any, to_value: Any
+                              ) -> None:
+        """Changelog records into their partitions' databases, each partition's records and its
+        new offset in one atomic write batch."""
+        batches: dict[int, Any] = {}
+        offsets: dict[int, int] = {}
+        present: dict[tuple[int, bytes], bool] = {}  # whether a key exists once batched
+        for event in batch:
+            msg = event.message
+            if msg.key is None:
+                raise TypeError(f"changelog record without a key: {msg}")
+            partition, where = msg.partition, (msg.partition, msg.key)
+            db = self._db_for_partition(partition)
+            wb = batches.setdefault(partition, rocksdict.WriteBatch(raw_mode=True))
+            offsets[partition] = max(msg.offset, offsets.get(partition, -1))
+            existed = present[where] if where in present else not self._absent(db, msg.key)
+            present[where] = msg.value is not None
+            self._counts[partition] = self._counts.get(partition, 0) + (
+                present[where] - existed)
+            if msg.value is None:
+                wb.delete(msg.key)
+            else:
+                wb.put(msg.key, msg.value)
+        for partition, wb in batches.items():
+            offset = offsets[partition]
+            wb.put(self.offset_key, str(offset).encode())
+            self._dbs[partition].write(wb)
+            self._offsets[partition] = offset
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        super().set_persisted_offset(tp, offset)
+        self._offsets[tp.partition] = offset
+
+    # -- opening, checking, discarding -----------------------------------------------------------
+
+    def _open_for_partition(self, partition: int) -> Any:
+        try:
+            db = super()._open_for_partition(partition)
+        except Exception as exc:
+            if is_lock_error(exc):
+                raise
+            return self._rebuild(partition, "unreadable", f"cannot be opened: {exc}")
+        try:
+            count, offset = self._read_whole(db)
+        except Exception as exc:
+            db.close()
+            return self._rebuild(partition, "unreadable", f"does not read back: {exc}")
+        self._counts[partition], self._offsets[partition] = count, offset
+        return db
+
+    def _read_whole(self, db: Any) -> tuple[int, int | None]:
+        """(keys, persisted offset) of ``db``, reading every block once: rocksdict's
+        ``keys()`` stops silently at a corrupt block, its raw iterator's ``status`` raises."""
+        it = db.iter()
+        try:
+            it.seek_to_first()
+            n = 0
+            while it.valid():
+                n += 1
+                it.next()
+            it.status()
+        finally:
+            del it  # an iterator left alive (by the traceback) keeps the database locked
+        raw = db.get(self.offset_key)
+        return n - (raw is not None), None if raw is None else int(raw)
+
+    def _rebuild(self, partition: int, reason: str, detail: str) -> Any:
+        """Delete ``partition``'s database and open an empty one: recovery fills it."""
+        self._delete_files(partition, reason, detail)
+        db = super()._open_for_partition(partition)
+        self._counts[partition], self._offsets[partition] = 0, None
+        return db
+
+    def discard(self, partition: int, reason: str, detail: str) -> None:
+        """Throw away ``partition``'s local state (open or not) before recovery reads from it."""
+        db = self._dbs.pop(partition, None)
+        if db is not None:
+            db.close()
+        self._dbs[partition] = self._rebuild(partition, reason, detail)
+
+    def _delete_files(self, partition: int, reason: str, detail: str) -> None:
+        path = self.partition_path(partition)
+        log.warning("local state of %s partition %d %s: deleting %s, rebuilding it from the "
+                    "changelog", self.table_name, partition, detail[:300], path)
+        shutil.rmtree(path, ignore_errors=True)
+        self._key_index.clear()
+        for key in [k for k, p in self._unacked_at.items() if p == partition]:
+            self._unacked.pop(key, None)
+            del self._unacked_at[key]
+        if self.metrics is not None:
+            self.metrics.state_discarded.labels(reason).inc()
+
+    def revoke_partitions(self, table: Any, tps: Any) -> None:
+        super().revoke_partitions(table, tps)
+        gone = {tp.partition for tp in tps if tp.topic in table.changelog_topic.topics}
+        for key in [k for k, p in self._unacked_at.items() if p in gone]:
+            self._unacked.pop(key, None)
+            del self._unacked_at[key]
+        for partition in gone:
+            self._counts.pop(partition, None)
+            self._offsets.pop(partition, None)
+
+    @staticmethod
+    def _absent(db: Any, key: bytes) -> bool:
+        return not db.key_may_exist(key) or db.get(key) is None

@@ -1,0 +1,197 @@
+"""The disk store on real RocksDB files (no broker: acknowledgements and changelog records are
+handed to it as faust would)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import pytest
+from faust.types import TP
+
+from streams.metrics import Metrics
+from streams.runtime.app import make_faust_app
+from streams.runtime.disk_store import DiskStore, is_lock_error
+from streams.runtime.state_table import make_table
+from streams.settings import Settings
+
+
+class Worker:
+    """A faust app with the user-state table on ``data_dir``, as a worker builds it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.settings = Settings.from_env({}, store="rocksdb", data_dir=data_dir,
+                                          topic_partitions=4)
+        self.app: faust.App = make_faust_app(self.settings)
+        self.metrics = Metrics()
+        self.table = make_table(self.app, self.settings, self.metrics)
+        store = self.table.data
+        assert isinstance(store, DiskStore)
+        self.store = store
+        self.topic = self.table.changelog_topic_name
+
+    def ack(self, partition: int, offset: int, key: str, value: Any) -> None:
+        kb, vb = self.store._encode_key(key), self.store._encode_value(value)
+        assert vb is not None
+        self.store.sent(kb, partition)
+        self.store.acked(partition, offset, kb, vb)
+
+    def on_disk(self, partition: int, key: str) -> Any:
+        raw = self.store._db_for_partition(partition).get(self.store._encode_key(key))
+        return None if raw is None else self.store._decode_value(raw)
+
+    def persisted(self, partition: int) -> int | None:
+        offset: int | None = self.store.persisted_offset(TP(self.topic, partition))
+        return offset
+
+    def discarded(self, reason: str) -> float:
+        value = self.metrics.registry.get_sample_value("sidstream_state_discarded_total",
+                                                       {"reason": reason})
+        return value or 0.0
+
+    def close(self) -> None:
+        for db in self.store._dbs.values():
+            db.close()
+        self.store._dbs.clear()
+
+
+def changelog_record(partition: int, offset: int, key: bytes, value: bytes | None) -> Any:
+    """A changelog event as faust's recovery hands it over: raw bytes in the message, decoded
+    key and value on the event (the memory store reads those)."""
+    return SimpleNamespace(
+        key=json.loads(key), value=None if value is None else json.loads(value),
+        message=SimpleNamespace(partition=partition, offset=offset, key=key, value=value,
+                                tp=TP("t", partition)))
+
+
+@pytest.fixture()
+def worker(tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(tmp_path)
+    yield w
+    w.close()
+
+
+def test_a_state_reaches_disk_only_with_its_acknowledged_changelog_offset(
+        worker: Worker, tmp_path: Path) -> None:
+    """A crash between the table write and the changelog's acknowledgement must not leave a
+    state on disk that the changelog lacks (its event, redelivered, would be skipped as a
+    duplicate and never reach the changelog)."""
+    worker.store._db_for_partition(2)
+    worker.table.data["u1"] = {"n": 1}
+    assert worker.table.get("u1") == {"n": 1}  # the worker sees it at once
+    assert worker.on_disk(2, "u1") is None and worker.persisted(2) is None
+    worker.ack(2, 7, "u1", {"n": 1})
+    assert worker.on_disk(2, "u1") == {"n": 1} and worker.persisted(2) == 7
+    worker.table.data["u1"] = {"n": 2}  # set, never acknowledged: the worker dies
+    worker.close()
+    again = Worker(tmp_path)
+    try:
+        assert again.table.get("u1") is None  # nothing open: found only in its partition
+        again.store._db_for_partition(2)
+        assert again.table.get("u1") == {"n": 1} and again.persisted(2) == 7
+    finally:
+        again.close()
+
+
+def test_an_acknowledgement_does_not_hide_a_newer_state_or_undo_a_recovery(
+        worker: Worker) -> None:
+    worker.store._db_for_partition(1)
+    worker.table.data["u"] = {"n": 1}
+    worker.table.data["u"] = {"n": 2}  # set again before the first record is acknowledged
+    worker.ack(1, 3, "u", {"n": 1})
+    assert worker.table.get("u") == {"n": 2} and worker.on_disk(1, "u") == {"n": 1}
+    worker.ack(1, 4, "u", {"n": 2})
+    assert worker.on_disk(1, "u") == {"n": 2} and worker.store._unacked == {}
+    kb = worker.store._encode_key("u")
+    worker.store.apply_changelog_batch([changelog_record(1, 9, kb, b'{"n": 5}')], None, None)
+    worker.ack(1, 6, "u", {"n": 3})  # older than what the recovery applied: ignored
+    assert worker.on_disk(1, "u") == {"n": 5} and worker.persisted(1) == 9
+
+
+def test_a_state_is_read_from_its_own_partition_whatever_the_current_event(
+        worker: Worker) -> None:
+    """A micro-batch spans partitions: a read must not depend on faust's current event."""
+    for p in range(4):
+        worker.store._db_for_partition(p)
+    worker.ack(3, 0, "u3", {"p": 3})
+    worker.ack(0, 0, "u0", {"p": 0})
+    assert worker.table.get("u3") == {"p": 3} and worker.table.get("u0") == {"p": 0}
+    assert "u3" in worker.table.data and "nobody" not in worker.table.data
+
+
+def test_users_are_counted_from_writes_and_recovery_not_by_scanning(
+        worker: Worker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    actives = {TP(worker.topic, p) for p in range(4)}
+    monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: actives)
+    for p in range(4):
+        worker.store._db_for_partition(p)
+    worker.ack(0, 0, "a", 1)
+    worker.ack(0, 1, "a", 2)  # the same user again
+    worker.ack(1, 0, "b", 1)
+    records = [changelog_record(2, o, f'"{k}"'.encode(), b"1") for o, k in enumerate("cdc")]
+    worker.store.apply_changelog_batch(records, None, None)
+    worker.table.data["e"] = 1  # set, not acknowledged yet
+    worker.store.sent(worker.store._encode_key("e"), 3)
+    assert len(worker.table.data) == 5
+    worker.close()
+    again = Worker(tmp_path)
+    monkeypatch.setattr(again.app.assignor, "assigned_actives", lambda: actives)
+    try:
+        for p in range(4):
+            again.store._db_for_partition(p)
+        assert len(again.table.data) == 4  # counted once, when opened
+    finally:
+        again.close()
+
+
+def test_a_database_with_a_corrupt_block_is_rebuilt_not_half_read(tmp_path: Path) -> None:
+    """rocksdict's ``keys()`` stops at a corrupt block without an error: a store that trusted
+    it would serve the states before the block and lose the rest."""
+    worker = Worker(tmp_path)
+    db = worker.store._db_for_partition(0)
+    for i in range(30_000):
+        db.put(f'"u{i:06d}"'.encode(), os.urandom(120))
+    db.put(worker.store.offset_key, b"29999")
+    worker.close()  # flushed to one table file of ~4 MB
+    (sst,) = worker.store.partition_path(0).glob("*.sst")
+    with sst.open("r+b") as fh:
+        fh.seek(sst.stat().st_size // 2)
+        fh.write(b"\0" * 64)
+    again = Worker(tmp_path)
+    try:
+        again.store._db_for_partition(0)
+        assert again.discarded("unreadable") == 1
+        assert again.persisted(0) is None and again.store._counts[0] == 0
+        assert again.table.get("u000001") is None
+    finally:
+        again.close()
+
+
+def test_a_database_that_does_not_open_is_rebuilt(tmp_path: Path) -> None:
+    worker = Worker(tmp_path)
+    worker.store._db_for_partition(1)
+    worker.ack(1, 0, "u", 1)
+    worker.close()
+    (worker.store.partition_path(1) / "CURRENT").write_bytes(b"garbage")
+    again = Worker(tmp_path)
+    try:
+        again.store._db_for_partition(1)
+        assert again.discarded("unreadable") == 1 and again.persisted(1) is None
+        assert again.discarded("ahead_of_changelog") == 0
+    finally:
+        again.close()
+
+
+def test_a_lock_held_elsewhere_is_retried_and_a_block_error_is_not(worker: Worker) -> None:
+    """faust retries on ``"lock" in repr(exc)``, which ``block checksum mismatch`` matches."""
+    worker.store._db_for_partition(0)
+    with pytest.raises(Exception) as held:
+        worker.store.rocksdb_options.open(worker.store.partition_path(0))
+    assert is_lock_error(held.value)
+    corrupt = Exception("Corruption: block checksum mismatch: stored = 1 in /x/000009.sst")
+    assert "lock" in repr(corrupt) and not is_lock_error(corrupt)
