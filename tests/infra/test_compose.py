@@ -110,3 +110,15 @@ def test_dashboard_queries_use_real_metrics() -> None:
                    "sidstream_events_invalid_total", "sidstream_stage_seconds_bucket"):
         assert needed in text
     assert "histogram_quantile(0.99" in text and "histogram_quantile(0.5" in text
+
+
+def test_worker_keeps_user_states_on_a_named_volume(compose: dict[str, Any]) -> None:
+    """The production stack runs the disk store; its data dir must outlive the container (a
+    bind-less path would be wiped with it, and every restart would replay the changelog)."""
+    worker = services(compose)["worker"]
+    settings = Settings.from_env({k: str(v) for k, v in worker["environment"].items()})
+    assert settings.worker.store == "rocksdb"
+    mounts = dict(v.split(":")[:2] for v in worker["volumes"])
+    by_target = {target: source for source, target in mounts.items()}
+    source = by_target.get(str(settings.worker.data_dir))
+    assert source in compose["volumes"], f"{settings.worker.data_dir} is not on a named volume"
