@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 from collections import Counter
@@ -232,18 +233,47 @@ class Cluster:
     settings: Settings
     logdir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
+    data_dirs: list[Path] = field(default_factory=list)  # of each worker, in start order
 
-    def start(self) -> WorkerProcess:
+    def start(self, data_dir: Path | None = None) -> WorkerProcess:
+        """A new worker on a new data dir, or on ``data_dir`` (a restart on the local state
+        a stopped or killed worker left there)."""
         i = len(self.workers)
+        data_dir = data_dir or self.logdir / f"faust{i}"
         env = {**self.settings.env(), "SIDSTREAM_METRICS_PORT": "",
-               "SIDSTREAM_DATA_DIR": str(self.logdir / f"faust{i}")}
+               "SIDSTREAM_DATA_DIR": str(data_dir)}
         worker = WorkerProcess(env, self.logdir / f"worker{i}.log").start()
         self.workers.append(worker)
+        self.data_dirs.append(data_dir)
         return worker
 
     def stop_all(self) -> None:
         for w in self.workers:
             w.stop()
+
+
+def table_files(data_dir: Path) -> list[Path]:
+    """The files of the user-state table's RocksDB databases under a worker's data dir."""
+    return sorted(f for db in data_dir.glob("v*/tables/*.db") for f in db.iterdir()
+                  if f.is_file() and f.name != "LOCK")
+
+
+def wipe_local_state(data_dir: Path) -> int:
+    """A lost disk: the worker's data dir is gone. Returns the table files deleted."""
+    n = len(table_files(data_dir))
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return n
+
+
+def corrupt_local_state(data_dir: Path) -> int:
+    """Garbage over every file of the table's databases, sizes kept (their manifests, logs and
+    tables no longer parse). Returns the files overwritten."""
+    files = table_files(data_dir)
+    for path in files:
+        size = path.stat().st_size
+        with path.open("r+b") as fh:
+            fh.write((bytes(range(256)) * (size // 256 + 1))[:size])
+    return len(files)
 
 
 def during(replay: Replayer, fractions: list[float], action: Callable[[int], None]) -> None:

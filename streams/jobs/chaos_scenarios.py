@@ -11,19 +11,22 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.embedded import Stack, embedded_stack, start_broker, start_redis, stop_process
+from infra.worker_process import WorkerProcess
 from streams.contracts.events import Event
 from streams.jobs.chaos import (
     Cluster,
     Replayer,
     Result,
     converge,
+    corrupt_local_state,
     during,
     make_events,
     whole_state_env,
+    wipe_local_state,
 )
 from streams.runtime.topics import ensure_topics
 from streams.settings import Settings
@@ -32,6 +35,11 @@ log = logging.getLogger(__name__)
 
 
 Scenario = Callable[[Stack, "ChaosConfig", Path | None], Result]
+
+
+def default_store() -> str:
+    """The workers' table store: ``SIDSTREAM_STORE`` of the environment (default memory)."""
+    return Settings.from_env().worker.store
 
 
 @dataclass(frozen=True)
@@ -43,16 +51,22 @@ class ChaosConfig:
     outage_s: float = 20.0
     seed: int = 0
     timeout_s: float = 180.0  # for the end state to converge after the replay
+    store: str = field(default_factory=default_store)  # memory or rocksdb (SIDSTREAM_STORE)
 
 
-def scenario_settings(stack: Stack, name: str, events: list[Event], partitions: int = 8
-                      ) -> Settings:
+def scenario_settings(stack: Stack, name: str, events: list[Event], partitions: int = 8,
+                      store: str = "memory") -> Settings:
     """A fresh app whose user states hold every event of ``events`` (the whole-state check)."""
     s = Settings.from_env({**stack.env(), "SIDSTREAM_APP_ID": f"chaos-{name}",
                            "SIDSTREAM_TOPIC_PARTITIONS": str(partitions),
-                           **whole_state_env(events)})
+                           "SIDSTREAM_STORE": store, **whole_state_env(events)})
     ensure_topics(s)
     return s
+
+
+def label(name: str, cfg: ChaosConfig) -> str:
+    """A result's scenario name, with the store when it is not the in-memory default."""
+    return name if cfg.store == "memory" else f"{name} [{cfg.store}]"
 
 
 def isolated(scenario: Scenario) -> Callable[[ChaosConfig, Path | None], Result]:
@@ -70,33 +84,77 @@ def prepare(stack: Stack, name: str, cfg: ChaosConfig, logdir: Path | None, seed
             ) -> tuple[Settings, Cluster, list[Event]]:
     """Settings of a fresh app, its (empty) worker cluster and the events to replay."""
     events = make_events(cfg.events, cfg.seed + seed_offset)
-    settings = scenario_settings(stack, name, events)
+    settings = scenario_settings(stack, name, events, store=cfg.store)
     cluster = Cluster(settings, logdir or Path(tempfile.mkdtemp(prefix=f"chaos-{name}-")))
     return settings, cluster, events
 
 
-@isolated
-def crash(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
-    """SIGKILL the worker at random points of the replay, restarting it each time."""
+def crash_run(stack: Stack, cfg: ChaosConfig, logdir: Path | None, what: str,
+              damage: Callable[[Path], int] | None = None) -> Result:
+    """SIGKILL the worker at random points of the replay, restarting it each time on the data
+    dir it left (after ``damage`` to that dir, if given)."""
     settings, cluster, events = prepare(stack, "crash", cfg, logdir, 0)
     rng = random.Random(cfg.seed)
     cluster.start().wait_ready(90)
     replay = Replayer(settings, events, cfg.rate)
     replay.start()
+    damaged: list[int] = []
 
     def kill_and_restart(_: int) -> None:
         cluster.workers[-1].kill()
-        cluster.start()
+        if damage is not None:
+            damaged.append(damage(cluster.data_dirs[-1]))
+        cluster.start(cluster.data_dirs[-1])
 
     points = sorted(rng.uniform(0.05, 0.95) for _ in range(cfg.kills))
     try:
         during(replay, points, kill_and_restart)
         replay.join()
-        result = converge(f"worker crash (SIGKILL x{cfg.kills})", settings, events,
+        result = converge(label(f"worker crash ({what} x{cfg.kills})", cfg), settings, events,
                           cfg.timeout_s)
-        result.notes["kill_points"] = ",".join(f"{p:.2f}" for p in points)
+        result.notes.update(kill_points=",".join(f"{p:.2f}" for p in points),
+                            **local_state_notes(cluster.workers[-1]))
+        if damage is not None:
+            result.notes["files_damaged"] = damaged
+            if not damaged or not damaged[0]:  # nothing on disk: the scenario tested nothing
+                # (a later kill may hit a worker that has not opened its databases yet)
+                result.failed_checks.append("files_damaged")
     finally:
         cluster.stop_all()
+    return result
+
+
+def local_state_notes(worker: WorkerProcess) -> dict[str, int]:
+    """What a (re)started worker read from the changelog and discarded of its local state."""
+    snap = worker.metrics()
+    return {"restored_records": int(snap.total("sidstream_state_restored_records_total")),
+            "discarded_unreadable": int(snap.get("sidstream_state_discarded_total",
+                                                 reason="unreadable")),
+            "discarded_ahead": int(snap.get("sidstream_state_discarded_total",
+                                            reason="ahead_of_changelog"))}
+
+
+@isolated
+def crash(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
+    """SIGKILL the worker at random points of the replay, restarting it each time."""
+    return crash_run(stack, cfg, logdir, "SIGKILL")
+
+
+@isolated
+def crash_wipe(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
+    """:func:`crash` on the disk store, each restart on an emptied data dir (a lost disk)."""
+    return crash_run(stack, dataclasses.replace(cfg, store="rocksdb"), logdir,
+                     "SIGKILL, data dir wiped", wipe_local_state)
+
+
+@isolated
+def crash_corrupt(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Result:
+    """:func:`crash` on the disk store, each restart on garbage over the table's files: the
+    worker must rebuild them from the changelog, not serve what it can still read."""
+    result = crash_run(stack, dataclasses.replace(cfg, store="rocksdb"), logdir,
+                       "SIGKILL, local state corrupted", corrupt_local_state)
+    if not result.notes.get("discarded_unreadable"):
+        result.failed_checks.append("corrupt_state_discarded")
     return result
 
 
@@ -122,8 +180,8 @@ def scale_out(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Res
     try:
         during(replay, [0.3, 0.6], change)
         replay.join()
-        result = converge(f"scale-out ({n} -> {n + 1} -> {n} workers)", settings, events,
-                          cfg.timeout_s)
+        result = converge(label(f"scale-out ({n} -> {n + 1} -> {n} workers)", cfg), settings,
+                          events, cfg.timeout_s)
         result.notes["partitions"] = settings.kafka.topic_partitions
     finally:
         cluster.stop_all()
@@ -142,8 +200,8 @@ def redis_outage(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> 
     url, proc = start_redis(persist_dir=datadir)
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     events = make_events(cfg.events, cfg.seed + 2)
-    settings = Settings.from_env({**scenario_settings(stack, "redis", events).env(),
-                                  "SIDSTREAM_REDIS_URL": url})
+    settings = Settings.from_env({**scenario_settings(stack, "redis", events, store=cfg.store
+                                                      ).env(), "SIDSTREAM_REDIS_URL": url})
     cluster = Cluster(settings, logdir or Path(tempfile.mkdtemp(prefix="chaos-redis-")))
     worker = cluster.start()
     worker.wait_ready(90)
@@ -158,8 +216,8 @@ def redis_outage(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> 
             time.sleep(0.5)
         _, proc = start_redis(port, persist_dir=datadir)
         replay.join()
-        result = converge(f"redis outage ({cfg.outage_s:.0f} s)", settings, events,
-                          cfg.timeout_s)
+        result = converge(label(f"redis outage ({cfg.outage_s:.0f} s)", cfg), settings,
+                          events, cfg.timeout_s)
         snap = worker.metrics()
         checks = {"worker_alive": worker.alive, "unready_during_outage": seen_unready,
                   "ready_after": becomes_ready(worker.port, 30.0)}
@@ -181,12 +239,15 @@ def graceful(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> Resu
     codes: list[int | None] = []
     try:
         during(replay, [0.5], lambda _: codes.append(cluster.workers[0].stop()))
-        successor = cluster.start()
+        successor = cluster.start(cluster.data_dirs[0])  # the stopped worker's local state
         successor.wait_ready(90)
+        restarted = local_state_notes(successor)
         replay.join()
-        result = converge("graceful shutdown (SIGTERM)", settings, events, cfg.timeout_s)
+        result = converge(label("graceful shutdown (SIGTERM)", cfg), settings, events,
+                          cfg.timeout_s)
         redone = successor.metrics().total("sidstream_events_duplicate_total")
-        result.notes.update(exit_code=codes[0], redelivered_after_sigterm=int(redone))
+        result.notes.update(exit_code=codes[0], redelivered_after_sigterm=int(redone),
+                            **restarted)
         result.failed_checks += (["exit_code"] if codes[0] != 0 else []) + (
             ["redelivered_after_sigterm"] if redone else [])
     finally:
@@ -224,19 +285,24 @@ def broker_restart(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -
         stack.procs[0] = start_broker(port)[1]
         ensure_topics(settings)
         marks["up_at"] = replay.sent
-        cluster.start().wait_ready(90)
+        # on the local state the killed worker left: a disk store must find it ahead of the
+        # new (empty) changelog and discard it
+        cluster.start(cluster.data_dirs[-1]).wait_ready(90)
         marks["ready_at"] = replay.sent
 
     try:
         during(replay, [0.2], restart)
         replay.join()
         after = events[marks["ready_at"]:]
-        result = converge("broker restart (in-memory Tansu, workers restarted)", settings,
-                          events, cfg.timeout_s, subset=after)
+        result = converge(label("broker restart (in-memory Tansu, workers restarted)", cfg),
+                          settings, events, cfg.timeout_s, subset=after)
         worker = cluster.workers[-1]
+        local = local_state_notes(worker)
         checks = {"worker_alive": worker.alive, "ready_after": becomes_ready(worker.port, 30.0),
                   "events_after_restart": len(after) > 0}
-        result.notes.update(checks, **marks)
+        if cfg.store == "rocksdb":
+            checks["old_local_state_discarded"] = local["discarded_ahead"] > 0
+        result.notes.update(checks, **marks, **local)
         result.failed_checks += [name for name, held in checks.items() if not held]
     finally:
         cluster.stop_all()
@@ -263,4 +329,5 @@ def readyz(port: int) -> int:
 
 
 SCENARIOS = {"crash": crash, "scale": scale_out, "scale3": scale_out_3, "redis": redis_outage,
-             "sigterm": graceful, "broker": broker_restart}
+             "sigterm": graceful, "broker": broker_restart, "crash-wipe": crash_wipe,
+             "crash-corrupt": crash_corrupt}

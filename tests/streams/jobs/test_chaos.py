@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from streams.contracts.events import Event
@@ -69,3 +71,20 @@ def test_a_late_write_after_the_first_clean_check_fails_the_run(
     monkeypatch.setattr(chaos.time, "sleep", lambda s: None)
     out = converge("x", Settings(), [], timeout_s=60, settle_s=0.0)
     assert not out.ok and out.duplicated == 1
+
+
+def test_disk_damage_hits_every_table_file_and_nothing_else(tmp_path: Path) -> None:
+    """What the crash-wipe and crash-corrupt scenarios do to a worker's data dir."""
+    db = tmp_path / "v1" / "tables" / "user-state-3.db"
+    db.mkdir(parents=True)
+    for name, data in (("CURRENT", b"MANIFEST-000005\n"), ("000004.log", b"x" * 1000),
+                       ("LOCK", b"")):
+        (db / name).write_bytes(data)
+    other = tmp_path / "v1" / "other.txt"
+    other.write_bytes(b"keep")
+    assert [f.name for f in chaos.table_files(tmp_path)] == ["000004.log", "CURRENT"]
+    assert chaos.corrupt_local_state(tmp_path) == 2
+    assert (db / "CURRENT").read_bytes() != b"MANIFEST-000005\n"
+    assert (db / "000004.log").stat().st_size == 1000 and (db / "LOCK").read_bytes() == b""
+    assert other.read_bytes() == b"keep"
+    assert chaos.wipe_local_state(tmp_path) == 2 and not tmp_path.exists()

@@ -167,8 +167,9 @@ def test_wiped_local_state_is_rebuilt_from_the_whole_changelog(rig: Rig) -> None
 
 
 def _garbage(path: Path) -> None:
+    size = path.stat().st_size
     with path.open("r+b") as fh:
-        fh.write(bytes(range(256)) * (path.stat().st_size // 256 + 1))
+        fh.write((bytes(range(256)) * (size // 256 + 1))[:size])
 
 
 @pytest.mark.parametrize("files", ["all", "wal"])
