@@ -93,6 +93,7 @@ class DiskStore(faust_rocksdb.Store):
         db.write(batch)
         self._offsets[partition] = offset
         self._counts[partition] = self._counts.get(partition, 0) + new
+        self._key_index[key] = partition  # the next read goes straight to this partition
 
     def _get(self, key: bytes) -> bytes | None:
         value = self._unacked.get(key)
