@@ -21,14 +21,20 @@ changelog after it. Three differences keep it exact:
 3. **A database that does not read back whole is rebuilt.** Opening a partition reads every
    block once (checksums): one that fails to open or to read is deleted, counted in
    ``sidstream_state_discarded_total{reason="unreadable"}`` and rebuilt from the changelog.
-   ``streams.runtime.recovery_check`` does the same with one ahead of its changelog.
+   A database left with a write-ahead log to replay (a crash) is first opened in a child
+   process with a time limit: this RocksDB spins forever replaying some corrupt logs
+   (``log::Reader::ReadRecord``), whatever the recovery mode. ``streams.runtime.recovery_check``
+   discards one ahead of its changelog.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import rocksdict
@@ -45,10 +51,35 @@ ROCKSDB_OPTIONS: dict[str, Any] = {"write_buffer_size": 16 << 20,
                                    "block_cache_size": 64 << 20}
 
 
-def is_lock_error(exc: BaseException) -> bool:
+PROBE_TIMEOUT_S = 30.0  # opening a database in a child process (its log replayed) may take
+PROBE = ("import sys, rocksdict; "
+         "rocksdict.Rdict(sys.argv[1], options=rocksdict.Options(raw_mode=True)).close()")
+
+
+def is_lock_error(exc: BaseException | str) -> bool:
     """Another process (or a not yet collected handle) holds the database: faust retries.
     faust's own test, ``"lock" in repr(exc)``, also matches ``block checksum mismatch``."""
     return "/LOCK:" in str(exc)
+
+
+def log_to_replay(path: Path) -> bool:
+    """Whether the database at ``path`` has a write-ahead log with records (after a crash;
+    a clean stop flushes them into tables)."""
+    return any(f.stat().st_size > 0 for f in path.glob("*.log"))
+
+
+def probe_open(path: Path) -> str | None:
+    """Open (and close) the database at ``path`` in a child process, within
+    ``PROBE_TIMEOUT_S``: None if it opened, else what went wrong."""
+    try:
+        done = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True,
+                              timeout=PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return f"hangs replaying its write-ahead log (over {PROBE_TIMEOUT_S:.0f} s)"
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.decode(errors="replace").strip().splitlines()
+    return f"cannot be opened: {lines[-1] if lines else done.returncode}"
 
 
 class DiskStore(faust_rocksdb.Store):
@@ -176,6 +207,13 @@ class DiskStore(faust_rocksdb.Store):
     # -- opening, checking, discarding -----------------------------------------------------------
 
     def _open_for_partition(self, partition: int) -> Any:
+        path = self.partition_path(partition)
+        if log_to_replay(path):
+            problem = probe_open(path)
+            if problem is not None and is_lock_error(problem):
+                raise OSError(problem)  # faust retries while the lock is held
+            if problem is not None:
+                return self._rebuild(partition, "unreadable", problem)
         try:
             db = super()._open_for_partition(partition)
         except Exception as exc:
@@ -231,6 +269,15 @@ class DiskStore(faust_rocksdb.Store):
             del self._unacked_at[key]
         if self.metrics is not None:
             self.metrics.state_discarded.labels(reason).inc()
+
+    async def stop(self) -> None:
+        """Flush each database's memtable first: the next start has no log to replay."""
+        for partition, db in self._dbs.items():
+            try:
+                db.flush()
+            except Exception as exc:  # the log still holds it: replayed at the next start
+                log.warning("flushing %s partition %d: %r", self.table_name, partition, exc)
+        await super().stop()
 
     def revoke_partitions(self, table: Any, tps: Any) -> None:
         super().revoke_partitions(table, tps)
