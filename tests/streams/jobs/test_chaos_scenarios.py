@@ -68,6 +68,9 @@ def test_after_a_broker_restart_restarted_workers_serve_every_new_event_once(
 
 
 # --- the same faults with the user state on disk (SIDSTREAM_STORE=rocksdb) ---
+# `make test` runs the crash on the disk store; wiped, corrupted and ahead-of-changelog local
+# state are covered by tests/streams/runtime/test_worker_disk_store.py. The other scenarios on
+# the disk store are `extended` (`pytest -m extended`): the suite has a 20-minute budget.
 
 
 def test_sigkilled_disk_worker_restarted_on_its_local_state_loses_and_repeats_nothing(
@@ -77,6 +80,7 @@ def test_sigkilled_disk_worker_restarted_on_its_local_state_loses_and_repeats_no
     assert result.notes["discarded_unreadable"] == result.notes["discarded_ahead"] == 0
 
 
+@pytest.mark.extended
 def test_sigkilled_disk_worker_restarted_on_a_wiped_disk_rebuilds_the_exact_state(
         tmp_path: Path) -> None:
     result = crash_wipe(CFG, tmp_path)
@@ -84,6 +88,7 @@ def test_sigkilled_disk_worker_restarted_on_a_wiped_disk_rebuilds_the_exact_stat
     assert result.notes["restored_records"] > 0 and result.notes["files_damaged"][0] > 0
 
 
+@pytest.mark.extended
 def test_sigkilled_disk_worker_restarted_on_corrupt_files_rebuilds_not_half_serves(
         tmp_path: Path) -> None:
     result = crash_corrupt(CFG, tmp_path)
@@ -91,12 +96,14 @@ def test_sigkilled_disk_worker_restarted_on_corrupt_files_rebuilds_not_half_serv
     assert result.notes["discarded_unreadable"] > 0 and result.notes["restored_records"] > 0
 
 
+@pytest.mark.extended
 def test_disk_workers_joining_and_leaving_with_standby_replicas_lose_nothing(
         tmp_path: Path) -> None:
     result = scale_out(DISK, tmp_path)
     assert result.ok, result.line()
 
 
+@pytest.mark.extended
 def test_sigterm_then_restart_on_the_same_disk_state_redoes_nothing(tmp_path: Path) -> None:
     result = graceful(DISK, tmp_path)
     assert result.ok, result.line()
@@ -104,6 +111,7 @@ def test_sigterm_then_restart_on_the_same_disk_state_redoes_nothing(tmp_path: Pa
     assert result.notes["discarded_unreadable"] == result.notes["discarded_ahead"] == 0
 
 
+@pytest.mark.extended
 def test_disk_state_of_a_broker_that_lost_its_log_is_discarded_not_served(
         tmp_path: Path) -> None:
     result = broker_restart(DISK, tmp_path)
