@@ -27,6 +27,7 @@ def test_recovery_seconds_are_those_of_the_last_recovery() -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.extended  # the measurement job end to end (80 s): the worker tests cover each restart
 def test_intact_disk_state_restores_nothing_wiped_and_memory_restore_everything(
         tmp_path: Path) -> None:
     got = measure(users=25, events=250, root=tmp_path)

@@ -172,7 +172,8 @@ def _garbage(path: Path) -> None:
         fh.write((bytes(range(256)) * (size // 256 + 1))[:size])
 
 
-@pytest.mark.parametrize("files", ["all", "wal"])
+# "wal": RocksDB's own recovery of a torn log; `extended` (pytest -m extended): suite budget
+@pytest.mark.parametrize("files", ["all", pytest.param("wal", marks=pytest.mark.extended)])
 def test_corrupt_local_state_is_rebuilt_not_served(rig: Rig, files: str) -> None:
     """Garbage over every file of each partition's database (it no longer opens: discarded and
     rebuilt), or over its write-ahead log only (RocksDB opens what precedes the garbage, with
