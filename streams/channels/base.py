@@ -104,7 +104,7 @@ def merge_channels(channels: Mapping[str, Channel], weights: Mapping[str, float]
     parts = shared.parts if shared is not None else {}
     shared_wins: set[Id] = set()  # with one own channel: items whose larger part is shared
     for item in blended.keys() & parts.keys():  # updating values keeps the insertion order
-        if parts[item] > blended[item]:
+        if one and parts[item] > blended[item]:
             shared_wins.add(item)
         blended[item] += parts[item]
     own = sorted(blended.items(), key=itemgetter(1), reverse=True)

@@ -265,14 +265,19 @@ def wipe_local_state(data_dir: Path) -> int:
     return n
 
 
+def overwrite_with_garbage(path: Path) -> None:
+    """Garbage over the whole of ``path``, its size kept (a RocksDB file no longer parses)."""
+    size = path.stat().st_size
+    with path.open("r+b") as fh:
+        fh.write((bytes(range(256)) * (size // 256 + 1))[:size])
+
+
 def corrupt_local_state(data_dir: Path) -> int:
     """Garbage over every file of the table's databases, sizes kept (their manifests, logs and
     tables no longer parse). Returns the files overwritten."""
     files = table_files(data_dir)
     for path in files:
-        size = path.stat().st_size
-        with path.open("r+b") as fh:
-            fh.write((bytes(range(256)) * (size // 256 + 1))[:size])
+        overwrite_with_garbage(path)
     return len(files)
 
 

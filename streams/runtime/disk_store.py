@@ -264,9 +264,7 @@ class DiskStore(faust_rocksdb.Store):
                     "changelog", self.table_name, partition, detail[:300], path)
         shutil.rmtree(path, ignore_errors=True)
         self._key_index.clear()
-        for key in [k for k, p in self._unacked_at.items() if p == partition]:
-            self._unacked.pop(key, None)
-            del self._unacked_at[key]
+        self._forget_unacked({partition})
         if self.metrics is not None:
             self.metrics.state_discarded.labels(reason).inc()
 
@@ -282,12 +280,17 @@ class DiskStore(faust_rocksdb.Store):
     def revoke_partitions(self, table: Any, tps: Any) -> None:
         super().revoke_partitions(table, tps)
         gone = {tp.partition for tp in tps if tp.topic in table.changelog_topic.topics}
-        for key in [k for k, p in self._unacked_at.items() if p in gone]:
-            self._unacked.pop(key, None)
-            del self._unacked_at[key]
+        self._forget_unacked(gone)
         for partition in gone:
             self._counts.pop(partition, None)
             self._offsets.pop(partition, None)
+
+    def _forget_unacked(self, partitions: set[int]) -> None:
+        """Drop the not yet acknowledged states sent to ``partitions`` (discarded or revoked:
+        their changelog records reach whoever recovers those partitions)."""
+        for key in [k for k, p in self._unacked_at.items() if p in partitions]:
+            self._unacked.pop(key, None)
+            del self._unacked_at[key]
 
     @staticmethod
     def _absent(db: Any, key: bytes) -> bool:

@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from infra.embedded import Stack, embedded_stack
 from infra.worker_process import WorkerProcess
 from streams.contracts.events import Event, event_to_json
-from streams.jobs.chaos import TABLE_CHANGELOG, converge
+from streams.jobs.chaos import TABLE_CHANGELOG, converge, overwrite_with_garbage, table_files
 from streams.runtime.topics import ensure_topics
 from streams.settings import EVENTS_TOPIC, Settings
 from tests.fixtures.helpers import log_tail
@@ -166,12 +166,6 @@ def test_wiped_local_state_is_rebuilt_from_the_whole_changelog(rig: Rig) -> None
     rig.assert_exact("events after the restart on a wiped disk")
 
 
-def _garbage(path: Path) -> None:
-    size = path.stat().st_size
-    with path.open("r+b") as fh:
-        fh.write((bytes(range(256)) * (size // 256 + 1))[:size])
-
-
 # "wal": RocksDB's own recovery of a torn log; `extended` (pytest -m extended): suite budget
 @pytest.mark.parametrize("files", ["all", pytest.param("wal", marks=pytest.mark.extended)])
 def test_corrupt_local_state_is_rebuilt_not_served(rig: Rig, files: str) -> None:
@@ -185,10 +179,9 @@ def test_corrupt_local_state_is_rebuilt_not_served(rig: Rig, files: str) -> None
     records = rig.changelog_records()
     dirs = rig.partition_dirs
     assert len(dirs) == PARTITIONS
-    for d in dirs:
-        for f in d.iterdir():
-            if f.is_file() and f.name != "LOCK" and (files == "all" or f.suffix == ".log"):
-                _garbage(f)
+    for f in table_files(rig.data_dir):
+        if files == "all" or f.suffix == ".log":
+            overwrite_with_garbage(f)
     rig.start()
     if files == "all":
         assert rig.discarded("unreadable") == PARTITIONS
