@@ -89,6 +89,17 @@ def _by_group(rec: SIDRecRecaller, data: Split, cold: np.ndarray, beam: int
     return out
 
 
+def held_out_reference(rec: SIDRecRecaller, data: Split, held_out: set[int], beam: int
+                       ) -> dict[str, Any]:
+    """R@K/N@K of a model trained *with* ``held_out`` on the users whose target is one of them
+    (and on the others): the bar for the cold protocol's cold-target users, measured on the
+    same users with a model that saw their items in training. ``held_out`` is the set a cold
+    run of the same seed and share holds out (``sidrec_train.held_out_items``)."""
+    cold = np.array([t in held_out for t in data.targets])
+    return {"held_out_items": len(held_out), "cold_target_users": int(cold.sum()),
+            **_by_group(rec, data, cold, beam)}
+
+
 NEIGHBORS = (1, 5, 20)  # warm neighbours a new item's id part is averaged from, tried
 
 

@@ -75,7 +75,10 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
         valid = leave_one_out(ds, "valid", rec.max_hist)  # where new-item scoring is chosen
         res["cold_items"] = cold_items(rec, ds, valid, data, held_out, args.beam,
                                        args.cold_tolerance)
-    print(format_metrics({k: v for k, v in res.items() if k != "cold_items"}))
+    elif args.cold_reference:
+        res["cold_reference"] = _cold_reference(rec, ds, data, args, manifest)
+    print(format_metrics({k: v for k, v in res.items()
+                          if k not in ("cold_items", "cold_reference")}))
     if held_out:
         cold = res["cold_items"]
         print(f"cold items: {cold['added']} of {cold['held_out_items']} held-out items added, "
@@ -93,6 +96,24 @@ def _cmd_eval_recall(args: argparse.Namespace) -> int:
         update_metrics(resolve(Path(args.artifact)), {f"eval_{args.split}": res})
     log.info("metrics written to %s", out)
     return 0
+
+
+def _cold_reference(rec: Any, ds: Any, data: Any, args: argparse.Namespace, manifest: Any
+                    ) -> dict[str, Any]:
+    """This warm-trained artifact on the users whose target a ``--cold-items`` run of the same
+    seed would hold out: what a model that saw those items reaches on the cold protocol's
+    cold-target users."""
+    from models.recall.sidrec_eval import held_out_reference
+    from models.recall.sidrec_train import held_out_items
+
+    seed = int(manifest.config.get("seed", 0)) if manifest is not None else 0
+    ref = held_out_reference(rec, data, held_out_items(ds, args.cold_reference, seed), args.beam)
+    print(f"cold reference (seed {seed}, share {args.cold_reference:g}): "
+          f"{ref['cold_target_users']} users whose target a cold run holds out: R@10 "
+          f"{ref['cold'].get('recall@10', float('nan')):.4f} N@10 "
+          f"{ref['cold'].get('ndcg@10', float('nan')):.4f}; the other users R@10 "
+          f"{ref['warm'].get('recall@10', float('nan')):.4f}")
+    return {"share": args.cold_reference, "seed": seed, **ref}
 
 
 def _cmd_eval_coldstart(args: argparse.Namespace) -> int:
@@ -151,6 +172,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="artifacts with held-out items: share of all-user validation R@10 given "
                         "up for new items (new-item scoring with the best cold-target R@10 "
                         "within it; 0: the best all-user R@10)")
+    p.add_argument("--cold-reference", type=float, default=0.0, metavar="SHARE",
+                   help="artifacts trained on every item: also report R@K/N@K on the users "
+                        "whose target a --cold-items SHARE run of the artifact's seed holds "
+                        "out (the bar for its cold-target figures)")
     p.set_defaults(func=_cmd_eval_recall)
 
     p = sub.add_parser("eval-coldstart", help="cold-start recall from user profiles on "
