@@ -8,6 +8,8 @@ compare, so the first refused model or dead-lettered event would not show or ale
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 FRESHNESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0,
@@ -22,6 +24,11 @@ OUTCOMES = ("list_written", "coalesced", "no_recompute", "dropped_deferred")
 # Why a partition's local table state was deleted and rebuilt from the changelog (label values
 # of sidstream_state_discarded_total; streams/runtime/disk_store.py, recovery_check.py).
 DISCARD_REASONS = ("unreadable", "ahead_of_changelog")
+
+# Structures of a worker that grow with its users or items (label values of the
+# sidstream_memory_* gauges; measured by streams/runtime/memory.py, where each is described).
+MEMORY_COMPONENTS = ("user_state", "covisit", "popularity", "recall_cache", "prefix_cache",
+                     "debounce", "catalogue", "upsert_log", "redis_pending", "coldstart_bandit")
 
 # Pipeline stages (label values of sidstream_stage_seconds).
 STAGES = ("validate", "state", "recall", "generative", "coldstart", "rank", "ranker", "redis",
@@ -120,6 +127,36 @@ class Metrics:
         self.recall_cache = Counter("sidstream_recall_cache_total",
                                     "Generative recall LRU lookups, by result", ["result"],
                                     registry=r)
+        # --- memory (streams/runtime/memory.py) ---
+        self.resident = Gauge("sidstream_process_resident_bytes",
+                              "Resident set size of the worker process (not its search "
+                              "process), read from /proc at each scrape", registry=r)
+        self.resident.set_function(resident_bytes)
+        self.memory_bytes = Gauge("sidstream_memory_bytes",
+                                  "Estimated heap bytes of a structure that grows with users or "
+                                  "items (sampled deep sizes; tensors exactly)", ["component"],
+                                  registry=r)
+        self.memory_entries = Gauge("sidstream_memory_entries",
+                                    "Entries (users, items, lists, tokens) of such a structure",
+                                    ["component"], registry=r)
+        self.memory_bound = Gauge("sidstream_memory_bound_entries",
+                                  "The setting that bounds sidstream_memory_entries (0: none)",
+                                  ["component"], registry=r)
+        for component in MEMORY_COMPONENTS:
+            for gauge in (self.memory_bytes, self.memory_entries, self.memory_bound):
+                gauge.labels(component)
+        self.backpressure = Counter("sidstream_redis_backpressure_seconds_total",
+                                    "Time the model stage waited for Redis because "
+                                    "SIDSTREAM_REDIS_PENDING_MAX lists were pending", registry=r)
         self.catalogue_models = Counter("sidstream_catalogue_items_modelled_total",
                                         "Catalogue upserts given a SID and ranker features",
                                         registry=r)
+
+
+def resident_bytes() -> float:
+    """This process's resident set size (Linux ``/proc/self/statm``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return float(int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, IndexError):
+        return 0.0

@@ -54,6 +54,11 @@ class WorkerSettings:
     # warm copies of other workers' table partitions kept by each worker (faust's
     # table_standby_replicas): a failover then reads only the tail of the changelog
     standby_replicas: int = 1
+    # item ids known to be in the catalogue (the unknown-item check); beyond it new ids are
+    # not remembered locally and the Redis mirror answers for them (streams/runtime/catalogue.py)
+    catalogue_max_items: int = 1_000_000
+    # how often the sidstream_memory_* gauges are measured (streams/runtime/memory.py)
+    memory_refresh_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class IngestSettings:
     min_ts_ms: int = 946_684_800_000  # 2000-01-01: older timestamps are absurd
     trigger_types: str = "view,click,cart,order"  # event types that recompute a user's list
     debounce_ms: int = 0  # minimum interval between two recomputes of one user (0: none)
+    # users whose last recompute time the debounce keeps (least recently recomputed forgotten)
+    debounce_max_users: int = 1_000_000
 
     @property
     def triggers(self) -> frozenset[str]:
@@ -81,14 +88,21 @@ class StateSettings:
     seq_len: int = 50  # events kept per user
     dedup_window: int = 256  # recent event ids kept per user
     ordered_cap: int = 1000  # ordered items remembered per user (excluded from lists)
+    # users whose state the worker holds in its heap: the memory store's whole table, the
+    # rocksdb store's states not yet acknowledged by the changelog. A soft bound: the table is
+    # the source of truth and is never evicted; past it the worker warns and the
+    # SidstreamMemoryNearBound alert fires (use SIDSTREAM_STORE=rocksdb or more workers)
+    state_max_users: int = 1_000_000
 
 
 @dataclass(frozen=True)
 class ChannelSettings:
     covisit_window: int = 5  # previous items a new item is co-counted with
     covisit_neighbors: int = 100  # neighbours kept per item
+    covisit_max_items: int = 1_000_000  # item rows kept (the least recently updated dropped)
     history_items: int = 10  # most recent items a user's co-visitation recall starts from
     popularity_half_life_s: float = 3 * 24 * 3600
+    popularity_max_items: int = 1_000_000  # items scored (the least popular now dropped)
     exclude_seen: bool = True  # also drop items in the kept sequence (ordered ones always)
     weight_covisit: float = 1.0  # channel weights of the blend used without a ranker
     weight_popular: float = 0.15
@@ -129,6 +143,8 @@ class ColdStartSettings:
     coldstart_prefixes: int = 5  # coarse SID prefixes ("products") generated per user
     coldstart_levels: int = 1  # SID levels of such a prefix
     coldstart_bandit: str = "ucb"  # or "thompson"
+    # SKUs with bandit statistics (the least demanded dropped first past it)
+    coldstart_max_items: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,9 @@ class RedisSettings:
     rec_ttl_s: int = 7 * 24 * 3600
     redis_retries: int = 5
     redis_backoff_s: float = 0.1
+    # lists held while Redis is unreachable (latest per user); when full, the model stage waits
+    # for Redis (back-pressure: the worker stops consuming, nothing is dropped)
+    redis_pending_max: int = 100_000
     model_version: str = ""  # empty: derived from the loaded seed/artifacts
 
 
@@ -204,7 +223,11 @@ class Settings:
                              f"{self.worker.store!r}")
         flat = {f.name: (var, getattr(getattr(self, s), f.name)) for s, f, var in _fields()}
         for name in ("topic_partitions", "seq_len", "dedup_window", "rec_size", "batch_max",
-                     "model_batch_max", "rec_ttl_s", "max_event_bytes", "beam", "model_poll_s"):
+                     "model_batch_max", "rec_ttl_s", "max_event_bytes", "beam", "model_poll_s",
+                     "covisit_max_items", "popularity_max_items", "debounce_max_users",
+                     "redis_pending_max", "catalogue_max_items", "state_max_users",
+                     "coldstart_max_items",
+                     "memory_refresh_s"):
             if flat[name][1] <= 0:
                 raise ValueError(f"{flat[name][0]} must be positive")
         for name in ("model_threads", "quota_generative", "quota_covisit", "quota_popular",
@@ -214,6 +237,9 @@ class Settings:
             value = flat[name][1]
             if value < 0 or not math.isfinite(value):
                 raise ValueError(f"{flat[name][0]} must be finite and >= 0: {value!r}")
+        if self.redis.redis_pending_max < self.ingest.model_batch_max:
+            raise ValueError("SIDSTREAM_REDIS_PENDING_MAX must be >= SIDSTREAM_MODEL_BATCH_MAX "
+                             "(one job's lists must fit while Redis is away)")
         cold = self.coldstart
         if cold.coldstart_bandit not in ("ucb", "thompson") or cold.coldstart_prefixes < 1 \
                 or cold.coldstart_levels < 1:

@@ -45,9 +45,22 @@ class PrefixCache:
         self.entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self.tokens = 0
         self.hits = self.misses = 0
+        self.token_bytes = 0  # K/V bytes per history token, from the first entry cached
+        self.entry_bytes = 0  # bytes per entry besides its tokens (the last hidden state)
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the cached tensors, counted per token from their shapes. A user encoded in
+        a batch of misses holds a view of that batch's tensors: the storage kept alive can be
+        up to ~2x this (see the module doc)."""
+        return self.tokens * self.token_bytes + len(self.entries) * self.entry_bytes
+
+    def stats(self) -> tuple[int, int, int]:
+        """(entries, tokens, bytes): what a search process reports with each answer."""
+        return len(self.entries), self.tokens, self.nbytes
 
     @torch.no_grad()
     def encode(self, model: SIDGPT, item_tokens: ItemTokens, keys: Sequence[Hashable],
@@ -127,6 +140,10 @@ class PrefixCache:
             self.tokens -= old.tokens
         self.entries[key] = e
         self.tokens += e.tokens
+        if not self.token_bytes:
+            self.token_bytes = sum((k.element_size() * k.shape[0] * k.shape[2]) * 2
+                                   for k, _ in e.kv)
+            self.entry_bytes = e.last.element_size() * e.last.numel()
         while self.tokens > self.max_tokens and len(self.entries) > 1:
             _, dropped = self.entries.popitem(last=False)
             self.tokens -= dropped.tokens

@@ -15,7 +15,9 @@ split between threads. In a child process the search has its own GIL and a core 
 Everything but ``recall`` (SID table, trie, tokenizer, cold-start encoding) stays in the local
 copy, which the parent keeps in step: an upsert gets its SID here and the child inserts that SID,
 in the order of the pipe, so a recall sent after an upsert sees the item. If the child dies,
-``recall`` raises ``SearchProcessError`` (the micro-batch fails and is redelivered).
+``recall`` raises ``SearchProcessError`` (the micro-batch fails and is redelivered). Each answer
+carries the child's prefix-cache size, ``(entries, tokens, bytes)``, kept in ``cache_stats``
+(the worker's memory gauges read it: the child's heap is not the worker's).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class _InChild:
     _replies: dict[int, tuple[Any, ...]]  # read, not yet claimed
     _outbox: queue.SimpleQueue[tuple[Any, ...] | None]  # to the child, in order (None: stop)
     _status: dict[str, str]  # "failed": why sending failed ("" while it works)
+    cache_stats: tuple[int, int, int]  # the child's prefix cache at its last answer
 
     @classmethod
     def start(cls, local: Any, path: Path, *, int8: bool, cache_tokens: int,
@@ -90,6 +93,7 @@ class _InChild:
         rec._send_lock, rec._recv_lock = threading.Lock(), threading.Lock()
         rec._sent = rec._received = 0
         rec._replies, rec._status = {}, {"failed": ""}
+        rec.cache_stats = (0, 0, 0)
         rec._outbox = queue.SimpleQueue()
         threading.Thread(target=_sender, args=(rec._outbox, parent, rec._status, proc.pid),
                          name="sidstream-search-send", daemon=True).start()
@@ -153,6 +157,8 @@ class _InChild:
             tag, *rest = self._replies.pop(ticket)
         if tag != "ok":
             raise SearchProcessError(f"search process {self.proc.pid}: {rest[0]}")
+        if len(rest) > 2:
+            self.cache_stats = tuple(rest[2])
         return RecallResult(rest[0], rest[1])
 
 
@@ -216,6 +222,7 @@ def _serve(conn: Connection, path: str, int8: bool, cache_tokens: int, threads: 
         try:
             histories, k, beam, exclude, batch_size, keys = msg[1:]
             res = rec.recall(histories, k, beam, exclude, batch_size, keys)
-            conn.send(("ok", res.items, res.scores))
+            cache = getattr(rec, "prefix_cache", None)
+            conn.send(("ok", res.items, res.scores, cache.stats() if cache else (0, 0, 0)))
         except Exception as exc:  # the parent raises it for this micro-batch
             conn.send(("error", repr(exc)))

@@ -7,7 +7,9 @@ batched prefix search (``models/coldstart/prefix_recall.py``); the SKUs under ea
 SID prefix whose bandit score exceeds ``SIDSTREAM_COLDSTART_EPSILON`` become candidates, scored
 ``p(prefix) x bandit score``. The bandit's click/order statistics are learnt from every applied
 event (``Pipeline.learn``); like co-visitation they are per worker and start empty (every SKU of a
-product then has the same score: pure exploration).
+product then has the same score: pure exploration). At most ``SIDSTREAM_COLDSTART_MAX_ITEMS``
+SKUs keep clicks (and as many orders): past it the least demanded tenth is dropped in one pass,
+amortised over the new SKUs that fill it again (a dropped SKU is explored like a new one).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ColdStartChannel:
         self.cfg = ColdStartConfig(cold.coldstart_levels, cold.coldstart_prefixes,
                                    cold.coldstart_epsilon, cold.coldstart_bandit)
         self.max_events = cold.coldstart_max_events
+        self.max_items = cold.coldstart_max_items
         self.bandit = ItemBandit()
         self.rng = np.random.default_rng(seed)  # Thompson draws
         self._cold: tuple[Any, ColdStartRecaller] | None = None
@@ -45,6 +48,18 @@ class ColdStartChannel:
         mid = model_item_id(ev.item_id)
         if mid is not None:
             self.bandit.update(mid, ev.type)
+            b = self.bandit
+            if len(b.clicks) > self.max_items or len(b.orders) > self.max_items:
+                self._prune()
+
+    def _prune(self) -> None:
+        """Keep the 90 % most demanded of ``max_items`` SKUs in each statistic."""
+        keep = max(1, self.max_items - self.max_items // 10)
+        b = self.bandit
+        for stats in (b.clicks, b.orders):
+            if len(stats) > self.max_items:
+                for item in sorted(stats, key=stats.__getitem__)[:len(stats) - keep]:
+                    del stats[item]
 
     def wants(self, state: UserState) -> bool:
         return state.n_events < self.max_events

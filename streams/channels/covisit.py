@@ -3,7 +3,10 @@
 When a user interacts with item ``j``, ``j`` is co-counted with the user's previous ``window``
 items (both directions), weighted by the event type and by how close the two events are in the
 sequence. Each item keeps its strongest ``max_neighbors`` neighbours (rows are pruned when they
-grow to twice that), so memory is bounded by ``n_items * 2 * max_neighbors``.
+grow to twice that), and at most ``max_items`` items keep a row: past it the least recently
+updated tenth of the rows is dropped in one pass (amortised over the ``max_items / 10`` new rows
+that fill it again), so memory is bounded by ``max_items * 2 * max_neighbors`` counts. A dropped
+item may still be another row's neighbour; it gets a new row on its next co-count.
 
 Scores are conditional: ``P(j | i) ~ c(i, j) / total(i)``, so popular items do not dominate.
 """
@@ -25,6 +28,7 @@ TYPE_WEIGHTS = {"view": 0.5, "click": 1.0, "cart": 2.0, "order": 3.0}
 class CoVisitConfig:
     window: int = 5
     max_neighbors: int = 100
+    max_items: int = 1_000_000  # rows kept (SIDSTREAM_COVISIT_MAX_ITEMS)
 
 
 class _Top:
@@ -67,6 +71,8 @@ class CoVisitation:
         # up to date by ``_add`` (every recompute of a user reads the rows of their recent
         # items, which the event behind it has just changed: re-sorting them was the hot spot)
         self._top: dict[Id, _Top] = {}
+        self._stamp: dict[Id, int] = {}  # item -> the update that last changed its row
+        self._tick = 0
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -74,10 +80,13 @@ class CoVisitation:
     def update(self, previous: Sequence[Id], item: Id, weight: float = 1.0) -> None:
         """Co-count ``item`` with the last ``window`` items of ``previous`` (oldest first)."""
         recent = previous[-self.config.window:]
+        t = self._tick = self._tick + 1
+        stamp = self._stamp
         for distance, other in enumerate(reversed(recent), start=1):
             if other == item:
                 continue
             w = weight / distance
+            stamp[item] = stamp[other] = t  # before _add: a row it creates is the newest
             self._add(item, other, w)
             self._add(other, item, w)
 
@@ -119,6 +128,8 @@ class CoVisitation:
         row = self.rows.get(a)
         if row is None:
             row = self.rows[a] = {}
+            if len(self.rows) > self.config.max_items:
+                self._evict()
         count = row[b] = row.get(b, 0.0) + w
         self.totals[a] = self.totals.get(a, 0.0) + w
         top = self._top.get(a)
@@ -134,6 +145,15 @@ class CoVisitation:
         if top is not None and not all(j in kept for j in top.ids):  # k > max_neighbors, or
             del self._top[a]  # ties at the cut went the other way: rebuilt on the next read
 
+    def _evict(self) -> None:
+        """Drop the least recently updated rows, down to 90 % of ``max_items`` (ties: the
+        older row first); rows of the update running now are the newest, so they stay."""
+        keep = max(1, self.config.max_items - self.config.max_items // 10)
+        stamp = self._stamp
+        for item in sorted(self.rows, key=stamp.__getitem__)[:len(self.rows) - keep]:
+            del self.rows[item], self.totals[item], stamp[item]
+            self._top.pop(item, None)
+
     # --- (de)serialisation for the offline seed: ids keep their JSON type ---
     def to_rows(self) -> list[list[object]]:
         return [[item, self.totals[item], [[j, c] for j, c in row.items()]]
@@ -147,4 +167,8 @@ class CoVisitation:
             assert isinstance(row, list)
             cv.rows[item] = {j: float(c) for j, c in row}  # type: ignore[index]
             cv.totals[item] = float(total)  # type: ignore[arg-type, index]
+            cv._stamp[item] = 0  # type: ignore[index]
+        if len(cv.rows) > cv.config.max_items:  # a seed larger than the bound: the strongest
+            for item in sorted(cv.rows, key=cv.totals.__getitem__)[:-cv.config.max_items]:
+                del cv.rows[item], cv.totals[item], cv._stamp[item]
         return cv

@@ -3,7 +3,9 @@
 Each item keeps ``(score, ts)``; an interaction at event time ``t`` first decays the score to
 ``t`` with the configured half-life, then adds the event-type weight. Decay uses event time, not
 wall-clock time, so a replay of old data gives the same ranking as the original stream.
-The top list is cached and recomputed at most every ``refresh_s`` of event time.
+The top list is cached and recomputed at most every ``refresh_s`` of event time. At most
+``max_items`` items are scored: a new item past it drops the least popular tenth of them (scores
+decayed to now) in one pass, amortised over the ``max_items / 10`` new items that fill it again.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from streams.contracts.events import Id
 
 class DecayedPopularity:
     def __init__(self, half_life_s: float = 3 * 24 * 3600, refresh_s: float = 1.0,
-                 top_cap: int = 500) -> None:
+                 top_cap: int = 500, max_items: int = 1_000_000) -> None:
         self.half_life_ms = half_life_s * 1000.0
+        self.max_items = max_items
         self.refresh_ms = refresh_s * 1000.0
         self.top_cap = top_cap
         self.items: dict[Id, tuple[float, int]] = {}
@@ -29,7 +32,8 @@ class DecayedPopularity:
         return len(self.items)
 
     def add(self, item: Id, weight: float, ts_ms: int) -> None:
-        score, last = self.items.get(item, (0.0, ts_ms))
+        known = self.items.get(item)
+        score, last = (0.0, ts_ms) if known is None else known
         if ts_ms > last:
             score = self._decay(score, ts_ms - last)
             last = ts_ms
@@ -37,6 +41,8 @@ class DecayedPopularity:
             weight = self._decay(weight, last - ts_ms)
         self.items[item] = (score + weight, last)
         self.now_ms = max(self.now_ms, ts_ms)
+        if known is None and len(self.items) > self.max_items:
+            self._prune()
 
     def score(self, item: Id, now_ms: int | None = None) -> float:
         now = self.now_ms if now_ms is None else now_ms
@@ -61,6 +67,15 @@ class DecayedPopularity:
         top = best[0][1] if best and best[0][1] > 0 else 1.0
         self._top = [(i, s / top) for i, s in best]
         self._top_at = now
+
+    def _prune(self) -> None:
+        """Keep the 90 % most popular of ``max_items`` (scores decayed to now)."""
+        keep = max(1, self.max_items - self.max_items // 10)
+        now, decay = self.now_ms, self._decay
+        best = heapq.nlargest(keep, self.items.items(),
+                              key=lambda kv: decay(kv[1][0], max(0, now - kv[1][1])))
+        self.items = dict(best)
+        self._top_at = -1.0  # the cached top may name a dropped item: refreshed on next read
 
     def _decay(self, value: float, dt_ms: float) -> float:
         return value * 0.5 ** (dt_ms / self.half_life_ms)

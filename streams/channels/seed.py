@@ -40,8 +40,9 @@ def save_seed(path: Path, covis: CoVisitation, counts: Counter[int], version: st
 
 def load_seed(settings: Settings) -> tuple[CoVisitation, DecayedPopularity, str]:
     """Channels for a worker: from the seed file when there is one, else empty."""
-    covis_cfg = CoVisitConfig(settings.channels.covisit_window, settings.channels.covisit_neighbors)
-    popularity = DecayedPopularity(settings.channels.popularity_half_life_s)
+    ch = settings.channels
+    covis_cfg = CoVisitConfig(ch.covisit_window, ch.covisit_neighbors, ch.covisit_max_items)
+    popularity = DecayedPopularity(ch.popularity_half_life_s, max_items=ch.popularity_max_items)
     path = settings.models.model_dir / SEED_FILE
     if not path.is_file():
         log.info("no seed at %s: co-visitation and popularity start empty", path)
@@ -55,7 +56,7 @@ def load_seed(settings: Settings) -> tuple[CoVisitation, DecayedPopularity, str]
         popularity.seed(((i, c) for i, c in doc["popularity"]), int(time.time() * 1000))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.error("seed %s refused (%s): starting empty", path, exc)
-        empty = DecayedPopularity(settings.channels.popularity_half_life_s)
+        empty = DecayedPopularity(ch.popularity_half_life_s, max_items=ch.popularity_max_items)
         return CoVisitation(covis_cfg), empty, "baseline"
     log.info("seed %s loaded: %d items", doc["version"], len(covis))
     return covis, popularity, f"baseline+{doc['version']}"

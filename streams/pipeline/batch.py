@@ -175,7 +175,8 @@ class Pipeline:
         self.models = ModelSet()  # swapped as a whole by streams.runtime.model_watcher.ModelWatcher
         self.generative = GenerativeChannel(metrics, settings.models.recall_cache_users)
         self.coldstart = ColdStartChannel(settings)
-        self.debounce = Debouncer(settings.ingest.debounce_ms / 1000.0)
+        self.debounce = Debouncer(settings.ingest.debounce_ms / 1000.0,
+                                  settings.ingest.debounce_max_users)
         self.triggers = settings.ingest.triggers
         # applied events of users whose recompute is deferred: answered by its list
         self.unanswered: dict[str, int] = {}

@@ -5,11 +5,15 @@ the recompute is *deferred* to when the interval ends (one recompute for however
 arrive meanwhile), and the worker runs deferred recomputes from its timer or the next batch.
 State is always updated at once; only the recall + ranking work is postponed. Deferred users are
 dropped on a rebalance (their partitions may have moved; the new owner recomputes on the next
-event). With ``interval_s == 0`` nothing is ever deferred.
+event). With ``interval_s == 0`` nothing is ever deferred. At most ``max_users`` recompute times
+are kept (``SIDSTREAM_DEBOUNCE_MAX_USERS``), least recently recomputed forgotten first (in O(1)
+per recompute), and at most as many deferred users: a forgotten user's next recompute, or one
+that would overfill the deferred set, is simply not postponed.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 
 
@@ -17,7 +21,8 @@ class Debouncer:
     def __init__(self, interval_s: float, max_users: int = 1_000_000) -> None:
         self.interval_s = interval_s
         self.max_users = max_users
-        self.last: dict[str, float] = {}  # user key -> time of the last recompute
+        # user key -> time of the last recompute, oldest first
+        self.last: OrderedDict[str, float] = OrderedDict()
         self.deferred: dict[str, float] = {}  # user key -> when its recompute is due
 
     def split(self, keys: Iterable[str], now: float) -> tuple[list[str], list[str]]:
@@ -27,8 +32,9 @@ class Debouncer:
         now_keys, later = [], []
         for key in keys:
             last = self.last.get(key)
-            if last is None or now - last >= self.interval_s:
-                now_keys.append(key)
+            if last is None or now - last >= self.interval_s or (
+                    key not in self.deferred and len(self.deferred) >= self.max_users):
+                now_keys.append(key)  # the deferred set is full: no postponing
             else:
                 self.deferred.setdefault(key, last + self.interval_s)
                 later.append(key)
@@ -47,11 +53,16 @@ class Debouncer:
     def computed(self, keys: Iterable[str], now: float) -> None:
         if self.interval_s <= 0:
             return
+        last = self.last
         for key in keys:
-            self.last[key] = now
+            last[key] = now
+            last.move_to_end(key)
             self.deferred.pop(key, None)
-        if len(self.last) > self.max_users:  # forget users idle for longer than the interval
-            self.last = {k: t for k, t in self.last.items() if now - t < self.interval_s}
+        while last:  # oldest first: past the interval (nothing to postpone) or the bound
+            oldest, at = next(iter(last.items()))
+            if len(last) <= self.max_users and now - at < self.interval_s:
+                break
+            del last[oldest]
 
     def clear(self) -> None:
         self.deferred.clear()

@@ -8,6 +8,7 @@ and the ranker a feature row; :class:`UpsertLog` keeps them to replay onto a swa
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +46,16 @@ class ModelSet:
 class UpsertLog:
     """Catalogue upserts seen since start (latest per item), replayed onto a swapped-in model.
 
-    Text embeddings are kept so that a replay does not run the sentence encoder again.
+    Text embeddings are kept so that a replay does not run the sentence encoder again. At most
+    ``max_items`` items are kept (the worker sets ``SIDSTREAM_CATALOGUE_MAX_ITEMS``), the least
+    recently upserted dropped first: a model swapped in later serves such an item only if its
+    own artifact knows it.
     """
 
-    def __init__(self) -> None:
-        self.items: dict[int, tuple[int, ItemMeta, Any]] = {}  # id -> (seq, meta, vector)
+    def __init__(self, max_items: int = 1_000_000) -> None:
+        self.max_items = max_items
+        # id -> (seq, meta, vector), oldest upsert first
+        self.items: OrderedDict[int, tuple[int, ItemMeta, Any]] = OrderedDict()
         self.seq = 0
 
     def __len__(self) -> int:
@@ -58,6 +64,9 @@ class UpsertLog:
     def add(self, meta: ItemMeta, vector: Any) -> None:
         self.seq += 1
         self.items[meta.item_id] = (self.seq, meta, vector)
+        self.items.move_to_end(meta.item_id)
+        while len(self.items) > self.max_items:
+            self.items.popitem(last=False)
 
     def since(self, seq: int) -> tuple[list[ItemMeta], list[Any]]:
         """Upserts after sequence number ``seq`` (0: all), in upsert order."""

@@ -23,6 +23,7 @@ from streams.runtime.catalogue import Catalogue
 from streams.runtime.catalogue_feed import CatalogueFeed
 from streams.runtime.faust_patches import guard_acks, reseek_skipped, set_fetch_max_wait
 from streams.runtime.health import Health
+from streams.runtime.memory import MemoryGauges, Sources, table_users
 from streams.runtime.model_watcher import ModelWatcher
 from streams.runtime.offsets import ProcessedOffsets
 from streams.runtime.recovery_check import guard_recovery
@@ -96,6 +97,13 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
         rt.metrics.users.set(len(rt.table.data))
         rt.metrics.covisit_items.set(len(rt.pipeline.covis))
         rt.metrics.refused_acks.set(rt.processed.refused)
+
+    gauges = MemoryGauges(Sources(settings, rt.pipeline, lambda: table_users(rt.table),
+                                  rt.catalogue, rt.writer, rt.watcher.upserts), rt.metrics)
+
+    @app.timer(interval=settings.worker.memory_refresh_s)
+    async def memory_gauges() -> None:  # sidstream_memory_* (streams/runtime/memory.py)
+        gauges.refresh()
 
     if settings.ingest.debounce_ms > 0:
         @app.timer(interval=max(0.02, settings.ingest.debounce_ms / 2000.0))
@@ -197,10 +205,12 @@ def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, health: 
         guard_recovery()  # local state ahead of the changelog is rebuilt, not served
     client = aioredis.from_url(settings.redis.redis_url, socket_timeout=5, socket_connect_timeout=2)
     writer = RecWriter(client, metrics, settings.redis.rec_ttl_s, pipeline.model_version,
-                       settings.redis.redis_retries, settings.redis.redis_backoff_s)
+                       settings.redis.redis_retries, settings.redis.redis_backoff_s,
+                       max_pending=settings.redis.redis_pending_max)
     processed = ProcessedOffsets([EVENTS_TOPIC, ITEMS_TOPIC, USERS_TOPIC])
     guard_acks(processed)
     rt = Runtime(settings, pipeline, writer, client, metrics, dlq, table, health, catalogue,
                  processed, watcher or ModelWatcher(settings, metrics))
+    rt.watcher.upserts.max_items = settings.worker.catalogue_max_items
     register_agents(app, rt, events_topic, items_topic)
     return app, rt

@@ -33,8 +33,9 @@ import logging
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import rocksdict
@@ -93,6 +94,11 @@ class DiskStore(faust_rocksdb.Store):
         self._unacked_at: dict[bytes, int] = {}  # their changelog partition, once sent
         self._offsets: dict[int, int | None] = {}  # persisted offset of each open partition
         self._counts: dict[int, int] = {}  # keys of each open partition (the users gauge)
+
+    @property
+    def unacked(self) -> Mapping[bytes, bytes]:
+        """The states held in memory until the changelog acknowledges them (read-only view)."""
+        return MappingProxyType(self._unacked)
 
     # -- the worker's reads and writes ---------------------------------------------------------
 

@@ -1,7 +1,10 @@
 """Redis output: the batched, retrying writer of the lists (``streams/contracts/output.py``).
 
 The writer keeps only the latest payload per user while Redis is unreachable, retries with
-exponential backoff, and flushes everything pending in one pipeline once Redis is back.
+exponential backoff, and flushes everything pending in one pipeline once Redis is back. At most
+``max_pending`` lists wait (``SIDSTREAM_REDIS_PENDING_MAX``): a write that would hold more waits
+until Redis takes them (back-pressure: the model stage stops, then the consumer; no list is
+dropped), counted in ``sidstream_redis_backpressure_seconds_total``.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ class RecWriter:
     """Writes lists in one pipeline per batch; never raises on Redis outages.
 
     Healthy: a failed write is retried ``retries`` times inline with exponential backoff. Once
-    that fails the writer is unhealthy: batches only queue their lists (latest per user, bounded
-    by the number of users) and :meth:`flush_due`, called by the worker's 1 s timer, tries again
-    with a growing delay (at most ``max_backoff_s``) until Redis answers.
+    that fails the writer is unhealthy: batches only queue their lists (latest per user, at most
+    ``max_pending``: past it :meth:`write` waits for Redis) and :meth:`flush_due`, called by the
+    worker's 1 s timer, tries again with a growing delay (at most ``max_backoff_s``) until Redis
+    answers.
     """
 
     def __init__(self, client: aioredis.Redis, metrics: Metrics, ttl_s: int, model_version: str,
-                 retries: int = 5, backoff_s: float = 0.1, max_backoff_s: float = 5.0) -> None:
+                 retries: int = 5, backoff_s: float = 0.1, max_backoff_s: float = 5.0,
+                 max_pending: int = 100_000) -> None:
         self.client = client
         self.metrics = metrics
         self.ttl_s = ttl_s
@@ -39,6 +44,7 @@ class RecWriter:
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.max_pending = max_pending
         self.pending: dict[Id, RecList] = {}
         self.healthy = True
         self.failures = 0  # consecutive failed attempts
@@ -48,7 +54,9 @@ class RecWriter:
         self._flushing = asyncio.Lock()
 
     async def write(self, lists: Sequence[RecList]) -> int:
-        """Queue ``lists`` (latest per user wins) and try to flush; returns lists written."""
+        """Queue ``lists`` (latest per user wins) and try to flush; returns lists written.
+        Waits first while they would not fit under ``max_pending`` (see :meth:`_room`)."""
+        await self._room(lists)
         for rec in lists:
             old = self.pending.get(rec.user_id)
             # a list replaced before it was written: the newer one answers its events too
@@ -58,6 +66,26 @@ class RecWriter:
             return await self.flush()
         self.metrics.pending_writes.set(len(self.pending))
         return await self.flush_due()
+
+    async def _room(self, lists: Sequence[RecList]) -> None:
+        """Back-pressure: wait, retrying Redis when due, until the users of ``lists`` fit
+        under ``max_pending`` (users already pending take no more room)."""
+        if len(self.pending) + len(lists) <= self.max_pending:
+            return  # the common case, without building a set
+
+        def over() -> bool:
+            new = {r.user_id for r in lists} - self.pending.keys()
+            return bool(self.pending) and len(self.pending) + len(new) > self.max_pending
+
+        if not over():
+            return
+        log.warning("redis away: %d lists pending (at most %d): the stream waits for it",
+                    len(self.pending), self.max_pending)
+        start = time.monotonic()
+        while over():
+            await asyncio.sleep(min(1.0, max(0.01, self.next_try - time.monotonic())))
+            await self.flush_due()
+        self.metrics.backpressure.inc(time.monotonic() - start)
 
     async def flush_due(self) -> int:
         """Flush if there is something pending and the backoff delay has passed."""

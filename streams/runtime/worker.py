@@ -59,7 +59,7 @@ def run_worker(loglevel: str = "info", settings: Settings | None = None) -> int:
     pipeline.models = watcher.load_initial()
     warm_up(pipeline)
     health.models = True  # what model_dir offers is loaded (none at all is valid: baseline)
-    catalogue = Catalogue(popularity.items)
+    catalogue = Catalogue(popularity.items, settings.worker.catalogue_max_items)
     if pipeline.models.recaller is not None:
         catalogue.add(pipeline.models.recaller.table.sids)
     app, _ = build_app(settings, pipeline, metrics, health, catalogue, watcher)

@@ -7,7 +7,7 @@ from prometheus_client import Histogram
 from streams.metrics import BATCH_BUCKETS, FRESHNESS_BUCKETS, STAGE_BUCKETS, Metrics
 
 UNITS = ("_total", "_seconds", "_messages", "_lists", "_users", "_items", "_partitions",
-         "_size", "_info", "_ready")
+         "_size", "_info", "_ready", "_bytes", "_entries")
 
 
 def test_every_metric_is_namespaced_and_names_its_unit() -> None:

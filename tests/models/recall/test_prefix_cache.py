@@ -32,3 +32,17 @@ def test_cache_is_bounded_by_tokens() -> None:
     rec.recall(hist, k=3, beam=3, keys=list(range(len(hist))))
     assert rec.prefix_cache is not None
     assert rec.prefix_cache.tokens <= 30 and len(rec.prefix_cache) == 3
+
+
+def test_cache_reports_the_bytes_of_its_tensors() -> None:
+    """``nbytes`` (the prefix_cache memory gauge) is what the cached K/V and states hold."""
+    rec = tiny_recaller()
+    rec.enable_prefix_cache(max_tokens=1000)
+    hist = [[i, i + 1] for i in range(1, 6)]
+    rec.recall(hist, k=3, beam=3, keys=list(range(len(hist))))
+    cache = rec.prefix_cache
+    assert cache is not None
+    held = sum(t.element_size() * t.numel() for e in cache.entries.values()
+               for kv in e.kv for t in kv)
+    held += sum(e.last.element_size() * e.last.numel() for e in cache.entries.values())
+    assert cache.stats() == (5, cache.tokens, held) and held > 0

@@ -31,6 +31,8 @@ def test_the_child_answers_like_the_local_recaller_and_follows_upserts(tmp_path:
         got = remote.recall(HISTORIES, k=5, beam=8, exclude=excl, keys=["a", "b", "c"])
         assert np.array_equal(got.items, want.items)
         assert np.allclose(got.scores, want.scores, atol=1e-5)
+        entries, tokens, nbytes = remote.cache_stats  # the child's cache, sent with its answer
+        assert entries == 3 and 0 < tokens <= 10_000 and nbytes > 0
         # an upsert gets its SID here; the child inserts the same SID before the next recall
         vec = clustered_vectors(n=N_ITEMS + 1, dim=DIM, seed=7)[-1]
         sid = remote.add_item(1000, vector=vec)

@@ -37,3 +37,20 @@ def test_bandit_learns_from_applied_events(profile_models: Path) -> None:
                  {}.get)
     bandit = pipe.coldstart.bandit
     assert bandit.orders == {7: 1.0} and bandit.clicks == {8: 1.0}
+
+
+def test_coldstart_bandit_stays_under_max_items() -> None:
+    """Every event's SKU gets statistics, model or not: many SKUs must not grow it unbounded;
+    the most demanded SKUs keep theirs."""
+    from streams.channels.coldstart import ColdStartChannel
+    from streams.contracts.events import Event
+    from streams.settings import Settings
+
+    ch = ColdStartChannel(Settings.from_env({}, coldstart_max_items=40))
+    for _ in range(5):
+        ch.learn(Event("e", "u", 7, "order", 0))
+    for item in range(100, 1100):
+        ch.learn(Event(f"e{item}", "u", item, "click", 0))
+        ch.learn(Event(f"o{item}", "u", item, "order", 0))
+        assert len(ch.bandit.clicks) <= 40 and len(ch.bandit.orders) <= 40
+    assert ch.bandit.orders[7] == 5.0

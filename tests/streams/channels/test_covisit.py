@@ -66,3 +66,33 @@ def test_accumulated_channel_scores_are_weight_times_conditional_score() -> None
     assert out == pytest.approx({2: 1.0 + 2.0 / 1.5, 1: 1.0 / 1.5})
     cv.accumulate(99, 5, 2.0, out)  # an unknown item adds nothing
     assert len(out) == 2
+
+
+def test_covisit_index_stays_under_max_items() -> None:
+    """A stream of ever new items (catalogue churn) must not grow the index past its bound;
+    the rows of the items in use now survive, the least recently updated go."""
+    cv = CoVisitation(CoVisitConfig(window=2, max_items=100))
+    for item in range(1, 2000):
+        cv.update([item - 1], item)
+        assert len(cv.rows) <= 100
+    assert len(cv.totals) == len(cv._stamp) == len(cv.rows)
+    assert {1998, 1999} <= set(cv.rows) and 1 not in cv.rows
+    assert cv.neighbors(1999, 5) == [(1998, 1.0)]
+
+
+def test_covisit_eviction_keeps_a_row_updated_recently_over_newer_idle_ones() -> None:
+    cv = CoVisitation(CoVisitConfig(window=1, max_items=20))
+    cv.update([1], 2)  # rows 1 and 2, the oldest ...
+    for item in range(10, 28):
+        cv.update([item], item + 100)
+        cv.update([1], 2)  # ... but kept busy
+    assert {1, 2} <= set(cv.rows) and len(cv.rows) <= 20
+
+
+def test_a_seed_larger_than_max_items_keeps_its_strongest_rows() -> None:
+    big = CoVisitation(CoVisitConfig(window=1))
+    for item in range(1, 51):
+        big.update([item], item + 1000, weight=float(item))
+    cv = CoVisitation.from_rows(big.to_rows(), CoVisitConfig(window=1, max_items=10))
+    assert len(cv.rows) == 10 and set(cv.rows) == set(sorted(big.totals,
+                                                              key=big.totals.__getitem__)[-10:])

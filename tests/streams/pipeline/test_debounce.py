@@ -28,3 +28,19 @@ def test_debounce_defers_then_recomputes_once(model_dir: Path) -> None:
     clock.t += 0.6
     later = lists_of(run([]))["u5"]
     assert later and not {3, 4, 6} & {c.item_id for c in later}
+
+
+def test_debounce_remembers_at_most_max_users() -> None:
+    """Recompute times of users who never come back must not pile up: the least recently
+    recomputed are forgotten past the bound, and the deferred set is bounded too."""
+    from streams.pipeline.debounce import Debouncer
+
+    deb = Debouncer(interval_s=60.0, max_users=100)
+    for step in range(1000):
+        deb.computed([f"u{step}"], now=float(step) / 1000)
+        assert len(deb.last) <= 100
+    assert "u999" in deb.last and "u0" not in deb.last
+    now, later = deb.split([f"u{i}" for i in range(800, 1000)], now=1.0)
+    assert len(deb.deferred) == len(later) == 100 and len(now) == 100  # the rest: at once
+    deb.computed(now, 2.0)
+    assert len(deb.last) <= 100

@@ -61,3 +61,16 @@ def test_a_sidrec_artifact_serves_the_generative_channel_and_takes_upserts(
     out = pipe.process([rec("u4", 3, n=1), rec("u4", 4, n=2)], {}.get)
     items = {c.item_id: c.source for c in lists_of(out)["u4"]}
     assert items.get(5) == GENERATIVE and items.get(77) == GENERATIVE
+
+
+def test_upsert_log_stays_under_max_items_dropping_the_oldest_upserts() -> None:
+    from models.data.dataset import ItemMeta
+    from streams.pipeline.model_set import UpsertLog
+
+    log_ = UpsertLog(max_items=10)
+    for item in range(1, 100):
+        log_.add(ItemMeta(item), None)
+        assert len(log_) <= 10
+    log_.add(ItemMeta(95), None)  # upserted again: the newest now
+    metas, _ = log_.since(0)
+    assert [m.item_id for m in metas] == [90, 91, 92, 93, 94, 96, 97, 98, 99, 95]
