@@ -117,7 +117,7 @@ def test_every_dashboard_query_returns_data_and_alerts_fire_on_a_live_worker(
             assert not missing, "dashboard queries without data:\n" + "\n".join(missing)
             groups = prom.api("rules")["groups"]
             rules = [r for g in groups for r in g["rules"]]
-            assert len(rules) == 7 and all(r["health"] == "ok" for r in rules), rules
+            assert len(rules) == 9 and all(r["health"] == "ok" for r in rules), rules
             # a corrupt model version: the worker refuses it, the alert on its counter fires
             copy_version(worker.models, "ranker", "29990101T000000-corrupt", corrupt=True)
             alert = eventually(lambda: [a for a in prom.api("alerts")["alerts"]

@@ -41,6 +41,7 @@ def test_debounce_remembers_at_most_max_users() -> None:
         assert len(deb.last) <= 100
     assert "u999" in deb.last and "u0" not in deb.last
     now, later = deb.split([f"u{i}" for i in range(800, 1000)], now=1.0)
-    assert len(deb.deferred) == len(later) == 100 and len(now) == 100  # the rest: at once
-    deb.computed(now, 2.0)
-    assert len(deb.last) <= 100
+    assert len(later) == 100 and len(now) == 100  # u800-u899 were forgotten: at once
+    deb.computed(now, 1.0)  # they push u900-u999 (deferred) out of ``last`` ...
+    now, later = deb.split(now, 1.5)  # ... and would be deferred on top of them
+    assert not later and len(deb.deferred) == 100 and len(deb.last) <= 100
