@@ -1,4 +1,4 @@
-"""``sidstream bench stream | recall | rank | rank-cuda``: benchmarks that print (and save)
+"""``sidstream bench stream | state | recall | rank | rank-cuda``: benchmarks that print (and save)
 figures."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from streams.cli.common import add_common, setup_torch
+from streams.cli.common import BEAUTY, add_common, setup_torch
 
 
 def _cmd_bench_stream(args: argparse.Namespace) -> int:
@@ -20,6 +20,19 @@ def _cmd_bench_stream(args: argparse.Namespace) -> int:
         events=args.events, rates=tuple(float(r) for r in args.rates.split(",")),
         rate_seconds=args.rate_seconds, beams=beams,
         threads=args.threads, third_rate=not args.no_third_rate,
+        json=Path(args.json) if args.json else None))
+    return 0
+
+
+def _cmd_bench_state(args: argparse.Namespace) -> int:
+    # lazy: the stack, faust and the kafka clients load only when the command runs
+    from streams.jobs.bench_state import StateBenchConfig, run_bench_state
+
+    run_bench_state(StateBenchConfig(
+        users=tuple(int(u) for u in args.users.split(",")),
+        stores=tuple(s.strip() for s in args.stores.split(",")), events=args.events,
+        items=args.items, data=args.data, session_timeout_s=args.session_timeout,
+        wiped_restart=not args.no_wiped_restart, seed=args.seed,
         json=Path(args.json) if args.json else None))
     return 0
 
@@ -106,6 +119,8 @@ def add_commands(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, help="also write the results to this file")
     p.set_defaults(func=_cmd_bench_stream)
 
+    _add_state(bench_sub)
+
     p = bench_sub.add_parser("recall", help="users/s of batched constrained beam search")
     add_common(p)
     p.add_argument("--artifact", default="artifacts/recall")
@@ -145,3 +160,23 @@ def add_commands(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest score difference")
     p.add_argument("--json", default=None, help="also write the result to this JSON file")
     p.set_defaults(func=_cmd_bench_rank_cuda)
+
+
+def _add_state(bench_sub: argparse._SubParsersAction) -> None:
+    p = bench_sub.add_parser("state", help="user-state table per store and number of users: "
+                             "RSS, bytes per user, events/s, recovery after SIGKILL")
+    p.add_argument("--users", default="100000,1000000", help="numbers of users, comma-separated")
+    p.add_argument("--stores", default="memory,rocksdb", help="stores, comma-separated")
+    p.add_argument("--events", type=int, default=30_000,
+                   help="clicks of existing users pushed through each case's worker")
+    p.add_argument("--items", type=int, default=100_000, help="catalogue size of the histories")
+    p.add_argument("--data", default=BEAUTY, help="data set whose sequences give the history "
+                   "lengths")
+    p.add_argument("--session-timeout", type=float, default=10.0,
+                   help="the worker's SIDSTREAM_SESSION_TIMEOUT_S (after a SIGKILL the group "
+                   "join waits for it)")
+    p.add_argument("--no-wiped-restart", action="store_true",
+                   help="rocksdb: skip the restart on a wiped data dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="also write the raw figures to this JSON file")
+    p.set_defaults(func=_cmd_bench_state)

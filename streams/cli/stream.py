@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from streams.settings import STORES, Settings
+
 
 def _cmd_up(args: argparse.Namespace) -> int:
     # lazy: the embedded stack's tooling loads only when the command runs
@@ -12,11 +14,20 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return run_up()
 
 
+def worker_settings(args: argparse.Namespace) -> Settings | None:
+    """The ``SIDSTREAM_*`` settings with the worker's flags over them (None: no flag given,
+    the worker reads the environment itself)."""
+    if args.store is None:
+        return None
+    # with_values, not from_env(store=...): from_env fails on a field the environment sets too
+    return Settings.from_env().with_values(store=args.store)
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     # lazy: faust loads only when the command runs
     from streams.runtime.worker import run_worker
 
-    return run_worker(loglevel=args.loglevel)
+    return run_worker(loglevel=args.loglevel, settings=worker_settings(args))
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -61,6 +72,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("worker", help="run the faust worker with the SIDSTREAM_* settings")
     p.add_argument("--loglevel", default="info")
+    p.add_argument("--store", choices=STORES, default=None,
+                   help="user-state table store, over SIDSTREAM_STORE")
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("replay", help="replay a data set as events onto sidstream-events")

@@ -37,32 +37,45 @@ from streams.settings import EVENTS_TOPIC, Settings
 LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 RECOVERY_START = "Highwater for active changelog partitions"
 RECOVERY_END = "Recovery complete"
+OPENING = "opening partition"  # faust's rocksdb store, per table partition it opens
 
 
-def recovery_seconds(log_text: str) -> float | None:
-    """Seconds between faust's last recovery start and its end in a worker's info log."""
-    start = end = None
+def recovery_window(log_text: str) -> tuple[datetime, datetime, datetime] | None:
+    """(tables opened, start, end) of faust's last recovery in a worker's info log, in its
+    local time; "opened": when the first table partition of that assignment began to open
+    (the rocksdb store reads each database whole), the start where there is none."""
+    opening = opened = start = end = None
     lines = log_text.splitlines()
     for i, line in enumerate(lines):
         stamp = LOG_TIME.match(line)
         if stamp is None:
             continue
         at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f")
-        window = "\n".join(lines[i:i + 2])
-        if RECOVERY_START in window:
-            start, end = at, None
+        if OPENING in line:
+            opening = opening or at
+        elif RECOVERY_START in "\n".join(lines[i:i + 2]):
+            opened, start, end = opening or at, at, None
         elif RECOVERY_END in line and start is not None:
-            end = at
-    return None if start is None or end is None else (end - start).total_seconds()
+            end, opening = at, None
+    if opened is None or start is None or end is None:
+        return None
+    return opened, start, end
 
 
-def produce(settings: Settings, users: int, events: int, seed: int) -> None:
+def recovery_seconds(log_text: str) -> float | None:
+    """Seconds between faust's last recovery start and its end in a worker's info log."""
+    window = recovery_window(log_text)
+    return None if window is None else (window[2] - window[1]).total_seconds()
+
+
+def produce(settings: Settings, users: int, events: int, seed: int, items: int = 5000) -> None:
+    """``events`` clicks of users ``u0`` .. ``u<users-1>`` (drawn at random) on random items."""
     rng = random.Random(seed)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks=1,
                              linger_ms=5, batch_size=1 << 16)
     base = int(time.time() * 1000)
     for i in range(events):
-        ev = Event(uuid.uuid4().hex, f"u{rng.randrange(users)}", rng.randrange(5000), "click",
+        ev = Event(uuid.uuid4().hex, f"u{rng.randrange(users)}", rng.randrange(items), "click",
                    base + i)
         producer.send(EVENTS_TOPIC, key=ev.user_key.encode(), value=event_to_json(ev))
     producer.flush()
@@ -79,23 +92,45 @@ def changelog_records(settings: Settings) -> int:
         consumer.close()
 
 
-def timed_start(env: dict[str, str], log: Path) -> dict[str, Any]:
-    """Start a worker, wait until ready, read what it restored, SIGKILL it."""
+def start_measured(env: dict[str, str], log: Path, timeout_s: float = 900.0
+                   ) -> tuple[WorkerProcess, dict[str, Any]]:
+    """Start a worker, wait until ready and read what it restored; the worker runs on.
+    ``join_s``: process start to faust's recovery start (start-up and the group join)."""
     log.unlink(missing_ok=True)
     worker = WorkerProcess(env, log, loglevel="info")
-    start = time.monotonic()
-    worker.start().wait_ready(timeout_s=900)
+    start, wall = time.monotonic(), datetime.now()
+    worker.start().wait_ready(timeout_s=timeout_s)
     ready_s = time.monotonic() - start
     time.sleep(1.0)  # the users gauge is refreshed every second
     snap = worker.metrics()
     assert worker.proc is not None
     rss, _ = memory_mb(worker.proc.pid)
+    return worker, {
+        "restored_records": int(snap.total("sidstream_state_restored_records_total")),
+        **log_times(log.read_text(errors="replace"), wall),
+        "ready_s": round(ready_s, 1), "rss_mb": rss,
+        "users_in_state": int(snap.total("sidstream_users_in_state")),
+        "discarded": int(snap.total("sidstream_state_discarded_total"))}
+
+
+def log_times(log_text: str, started: datetime) -> dict[str, float | None]:
+    """Seconds of a start from its log (``started``: the process start, local time):
+    ``join_s`` to the table partitions' opening (start-up and the group join), ``open_s`` the
+    opening, ``recovery_s`` faust's recovery."""
+    window = recovery_window(log_text)
+    if window is None:
+        return {"join_s": None, "open_s": None, "recovery_s": None}
+    opened, start, end = window
+    return {"join_s": round((opened - started).total_seconds(), 1),
+            "open_s": round((start - opened).total_seconds(), 2),
+            "recovery_s": (end - start).total_seconds()}
+
+
+def timed_start(env: dict[str, str], log: Path) -> dict[str, Any]:
+    """Start a worker, wait until ready, read what it restored, SIGKILL it."""
+    worker, out = start_measured(env, log)
     worker.kill()
-    return {"restored_records": int(snap.total("sidstream_state_restored_records_total")),
-            "recovery_s": recovery_seconds(log.read_text(errors="replace")),
-            "ready_s": round(ready_s, 1), "rss_mb": rss,
-            "users_in_state": int(snap.total("sidstream_users_in_state")),
-            "discarded": int(snap.total("sidstream_state_discarded_total"))}
+    return out
 
 
 def measure(users: int, events: int, root: Path, seed: int = 0) -> dict[str, Any]:

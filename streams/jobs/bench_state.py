@@ -1,0 +1,292 @@
+"""``sidstream bench state``: what the user-state table costs per user, per store.
+
+For each store (``memory``, ``rocksdb``) and each number of users, on a fresh embedded stack
+(Tansu + redis-server) with one worker without models:
+
+1. the users' states are written to the table's changelog (``streams/jobs/state_seed.py``:
+   histories of realistic lengths, each state as the pipeline builds it);
+2. a worker starts on an empty data dir and recovers them (``first_start``);
+3. ``events`` clicks of those users go through it, produced as fast as the producer goes:
+   events/s between 10 % and 90 % done, an event counting once its list is in Redis
+   (``sidstream_events_accounted_total``, as ``bench stream`` counts), and the RSS after;
+4. it is SIGKILLed after a commit and restarted on its local state (``restart_intact``; the
+   memory store replays the whole changelog again), then, ``rocksdb`` only, on a wiped data dir
+   (``restart_wiped``).
+
+Each start reports the changelog records applied, faust's recovery seconds, the seconds from
+process start to recovery start (start-up and the group join, which after a SIGKILL waits for
+the dead member's session to expire: ``session_timeout_s``), from process start to ready, and
+the RSS once ready. Across sizes: RSS bytes per user (the least-squares slope), the on-disk bytes
+per user, records recovered per second, and the same figures extrapolated to ``EXTRAPOLATE_TO``
+users; :func:`verdicts` says whether the issue's targets hold.
+
+The worker writes its changelog in single-record batches (``SIDSTREAM_BROKER_KIND=tansu``, the
+embedded default) so that every restart recovers exactly; ``bench stream`` measures the
+batched producer a real Kafka gets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.embedded import embedded_stack
+from infra.procstat import memory_mb
+from infra.scrape import Snapshot, accounted
+from infra.worker_process import WorkerProcess
+from streams.jobs.bench_stream import POLL_S, _sustained
+from streams.jobs.state_seed import history_lengths, seed_changelog
+from streams.jobs.store_recovery import produce, start_measured, timed_start
+from streams.runtime.disk_store import ROCKSDB_OPTIONS
+from streams.runtime.topics import ensure_topics
+from streams.settings import STORES, Settings
+
+log = logging.getLogger(__name__)
+
+BEAUTY = "../shared/data/amazon-beauty-2014"
+EXTRAPOLATE_TO = 10_000_000
+COMMIT_WAIT_S = 2.5  # past the worker's 1 s offset commit: a restart re-reads no events
+INTACT_TARGET_S = 10.0  # the issue's bound on start-to-ready with local state intact
+MAX_WRITE_BUFFERS = 3  # faust's max_write_buffer_number (ROCKSDB_OPTIONS leaves it)
+
+
+@dataclass(frozen=True)
+class StateBenchConfig:
+    users: tuple[int, ...] = (100_000, 1_000_000)
+    stores: tuple[str, ...] = ("memory", "rocksdb")
+    events: int = 30_000  # clicks pushed through each case's worker
+    items: int = 100_000  # catalogue the histories and the clicks draw from
+    data: str = BEAUTY  # whose sequences give the history lengths
+    session_timeout_s: float = 10.0  # the deployed default (SIDSTREAM_SESSION_TIMEOUT_S)
+    wiped_restart: bool = True  # rocksdb: also restart on a wiped data dir
+    start_timeout_s: float = 1800.0
+    seed: int = 0
+    workdir: Path | None = None
+    json: Path | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.stores) - set(STORES)
+        if unknown or not self.stores:
+            raise ValueError(f"stores must be among {', '.join(STORES)}: {self.stores}")
+        if not self.users or min(self.users) <= 0 or self.events <= 0 or self.items <= 0:
+            raise ValueError("users, events and items must be positive")
+
+
+def cache_bound_mb(partitions: int) -> float:
+    """RocksDB memory the configuration allows a worker holding every partition: each
+    partition's block cache and write buffers."""
+    per = ROCKSDB_OPTIONS["block_cache_size"] + \
+        MAX_WRITE_BUFFERS * ROCKSDB_OPTIONS["write_buffer_size"]
+    return partitions * per / 2**20
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def case_settings(stack_env: dict[str, str], store: str, root: Path,
+                  cfg: StateBenchConfig) -> Settings:
+    return Settings.from_env({
+        **stack_env, "SIDSTREAM_APP_ID": "bench-state", "SIDSTREAM_MODELS": "false",
+        "SIDSTREAM_MODEL_DIR": str(root / "models"), "SIDSTREAM_METRICS_PORT": "",
+        "SIDSTREAM_STORE": store, "SIDSTREAM_DATA_DIR": str(root / "data"),
+        "SIDSTREAM_SESSION_TIMEOUT_S": str(cfg.session_timeout_s)})
+
+
+def events_done(before: Snapshot, now: Snapshot) -> float:
+    """Events whose outcome is final since ``before``: lists in Redis, duplicates, rejects."""
+    return accounted(now) - accounted(before)
+
+
+def push_events(worker: WorkerProcess, settings: Settings, users: int,
+                cfg: StateBenchConfig) -> dict[str, Any]:
+    """``cfg.events`` clicks of existing users through the worker, until all are accounted."""
+    n, before = cfg.events, worker.metrics()
+    sender = threading.Thread(target=produce, args=(settings, users, n, cfg.seed + 1,
+                                                    cfg.items))
+    t0 = time.monotonic()
+    sender.start()
+    samples: list[tuple[float, float]] = [(0.0, 0.0)]
+    deadline = t0 + max(600.0, n / 100)
+    while samples[-1][1] < n and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        samples.append((time.monotonic() - t0, events_done(before, worker.metrics())))
+    sender.join()
+    if samples[-1][1] < n:
+        raise TimeoutError(f"{samples[-1][1]:.0f} of {n} events have their list in Redis")
+    wall = time.monotonic() - t0
+    assert worker.proc is not None
+    rss, peak = memory_mb(worker.proc.pid)
+    time.sleep(1.0)  # the users gauge is refreshed every second
+    return {"events": n, "seconds": round(wall, 1),
+            "events_per_s": round(_sustained(samples, n), 1), "rss_mb": rss,
+            "peak_rss_mb": peak,
+            "users_in_state": int(worker.metrics().total("sidstream_users_in_state"))}
+
+
+def restarts(settings: Settings, root: Path, cfg: StateBenchConfig) -> dict[str, Any]:
+    """After the SIGKILL: a start on the local state left, then (rocksdb) on a wiped one."""
+    out: dict[str, Any] = {}
+    data = settings.worker.data_dir
+    if settings.worker.store == "rocksdb":
+        out["disk_bytes"] = dir_bytes(data)
+    log.info("restart on intact local state")
+    out["restart_intact"] = timed_start(settings.env(), root / "intact.log")
+    if settings.worker.store == "rocksdb" and cfg.wiped_restart:
+        shutil.rmtree(data)
+        log.info("restart on a wiped data dir")
+        out["restart_wiped"] = timed_start(settings.env(), root / "wiped.log")
+    return out
+
+
+def measure_case(cfg: StateBenchConfig, store: str, users: int, lengths: list[int],
+                 root: Path) -> dict[str, Any]:
+    """One store at one size, on an embedded stack of its own."""
+    root.mkdir(parents=True, exist_ok=True)
+    with embedded_stack({}) as stack:
+        settings = case_settings(stack.env(), store, root, cfg)
+        ensure_topics(settings)
+        log.info("%s, %d users: seeding the changelog", store, users)
+        seeded = seed_changelog(settings, users, lengths, cfg.items, cfg.seed)
+        out: dict[str, Any] = {"store": store, "users": users, "seed": asdict(seeded)}
+        log.info("%s, %d users: first start (%.0f s seeding)", store, users, seeded.seconds)
+        worker, out["first_start"] = start_measured(settings.env(), root / "first.log",
+                                                    cfg.start_timeout_s)
+        try:
+            log.info("%s, %d users: %d events through the worker", store, users, cfg.events)
+            out["stream"] = push_events(worker, settings, users, cfg)
+            time.sleep(COMMIT_WAIT_S)
+        finally:
+            worker.kill()
+        out.update(restarts(settings, root, cfg))
+    log.info("%s, %d users: %s", store, users, case_line(out))
+    return out
+
+
+def slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of ``(x, y)`` points; None below two distinct x."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+
+
+def extrapolate(points: list[tuple[float, float]], to: float) -> float | None:
+    """``y`` at ``to`` along the least-squares line through ``points``."""
+    m = slope(points)
+    if m is None:
+        return None
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    return my + m * (to - mx)
+
+
+def recovery_rate(start: dict[str, Any]) -> float | None:
+    """Changelog records applied per second of a start's recovery."""
+    secs = start.get("recovery_s")
+    return start["restored_records"] / secs if secs and start["restored_records"] else None
+
+
+def full_recovery(case: dict[str, Any]) -> dict[str, Any]:
+    """The case's start that read the whole changelog after the SIGKILL."""
+    return case.get("restart_wiped") or case["restart_intact"]
+
+
+def store_summary(cases: list[dict[str, Any]], to: int = EXTRAPOLATE_TO) -> dict[str, Any]:
+    """One store's figures across sizes: bytes per user and what ``to`` users would take."""
+    def points(get: Any) -> list[tuple[float, float]]:
+        return [(c["users"], get(c)) for c in cases]
+
+    ready = points(lambda c: c["first_start"]["rss_mb"])
+    after = points(lambda c: c["stream"]["rss_mb"])
+    out: dict[str, Any] = {}
+    for name, pts in (("rss_ready", ready), ("rss_after_events", after)):
+        m = slope(pts)
+        out[f"{name}_bytes_per_user"] = None if m is None else round(m * 2**20, 1)
+        at = extrapolate(pts, to)
+        out[f"{name}_mb_at_{to}"] = None if at is None else round(at, 1)
+    disks = [c for c in cases if "disk_bytes" in c]
+    if disks:
+        out["disk_bytes_per_user"] = [round(c["disk_bytes"] / c["users"], 1) for c in disks]
+    rates = [r for r in (recovery_rate(full_recovery(c)) for c in cases) if r]
+    if rates:
+        rate = min(rates)
+        out["full_recovery_records_per_s"] = round(rate, 1)
+        records_per_user = max(full_recovery(c)["restored_records"] / c["users"] for c in cases)
+        out[f"full_recovery_s_at_{to}"] = round(to * records_per_user / rate, 1)
+    return out
+
+
+def verdicts(cases: list[dict[str, Any]], partitions: int) -> dict[str, dict[str, Any]]:
+    """The issue's targets on the rocksdb store: RSS within the cache bounds whatever the
+    number of users, and a restart on intact local state under 10 s at every size."""
+    disk = sorted((c for c in cases if c["store"] == "rocksdb"), key=lambda c: c["users"])
+    out: dict[str, dict[str, Any]] = {}
+    if len(disk) >= 2:
+        bound = cache_bound_mb(partitions)
+        growth = max(c["stream"]["rss_mb"] for c in disk) - disk[0]["stream"]["rss_mb"]
+        out["rocksdb_rss_growth_mb"] = {"value": round(growth, 1), "target": round(bound, 1),
+                                        "rule": "<=", "ok": growth <= bound}
+    if disk:
+        for what in ("ready_s", "recovery_s"):
+            worst = max(c["restart_intact"][what] or 0.0 for c in disk)
+            out[f"rocksdb_intact_{what}"] = {"value": worst, "target": INTACT_TARGET_S,
+                                             "rule": "<", "ok": worst < INTACT_TARGET_S}
+    return out
+
+
+def _start_part(start: dict[str, Any] | None) -> str:
+    if start is None:
+        return "-"
+    return (f"{start['restored_records']} rec, recovery {start['recovery_s']} s, "
+            f"open {start['open_s']} s, ready {start['ready_s']} s (join {start['join_s']} s), "
+            f"{start['rss_mb']:.0f} MB")
+
+
+def case_line(c: dict[str, Any]) -> str:
+    return (f"{c['store']} {c['users']} users: ready {c['first_start']['rss_mb']:.0f} MB, "
+            f"after events {c['stream']['rss_mb']:.0f} MB, {c['stream']['events_per_s']:.0f} "
+            f"ev/s; intact restart {_start_part(c['restart_intact'])}; wiped restart "
+            f"{_start_part(c.get('restart_wiped'))}")
+
+
+def summary_line(doc: dict[str, Any]) -> str:
+    parts = [f"{c['store']}@{c['users']}: {c['first_start']['rss_mb']:.0f}/"
+             f"{c['stream']['rss_mb']:.0f} MB, {c['stream']['events_per_s']:.0f} ev/s, "
+             f"intact ready {c['restart_intact']['ready_s']} s" for c in doc["cases"]]
+    ok = [f"{k} {'met' if v['ok'] else 'MISSED'}" for k, v in doc["verdicts"].items()]
+    return "bench state: " + "; ".join(parts) + (" | " + ", ".join(ok) if ok else "")
+
+
+def run_bench_state(cfg: StateBenchConfig) -> dict[str, Any]:
+    lengths = history_lengths(Path(cfg.data) / "sequences.txt")
+    root = cfg.workdir or Path(tempfile.mkdtemp(prefix="sidstream-bench-state-"))
+    doc: dict[str, Any] = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "mean_history": round(sum(lengths) / len(lengths), 2), "cases": []}
+    partitions = Settings().kafka.topic_partitions
+    doc["cache_bound_mb"] = cache_bound_mb(partitions)
+    for users in sorted(cfg.users):
+        for store in cfg.stores:
+            doc["cases"].append(measure_case(cfg, store, users, lengths,
+                                             root / f"{store}-{users}"))
+            _write(doc, cfg.json)  # what is measured so far survives a later failure
+    doc["stores"] = {s: store_summary([c for c in doc["cases"] if c["store"] == s])
+                     for s in cfg.stores}
+    doc["verdicts"] = verdicts(doc["cases"], partitions)
+    _write(doc, cfg.json)
+    print(summary_line(doc), flush=True)
+    return doc
+
+
+def _write(doc: dict[str, Any], path: Path | None) -> None:
+    if path is not None:
+        path.write_text(json.dumps(doc, indent=2) + "\n")
