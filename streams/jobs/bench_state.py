@@ -195,33 +195,31 @@ def recovery_rate(start: dict[str, Any]) -> float | None:
     return start["restored_records"] / secs if secs and start["restored_records"] else None
 
 
-def full_recovery(case: dict[str, Any]) -> dict[str, Any]:
-    """The case's start that read the whole changelog after the SIGKILL."""
-    return case.get("restart_wiped") or case["restart_intact"]
+# figures of a case that grow with its users: (name, unit scale of the slope, getter); the
+# first start recovers a compacted changelog (one record per user), the restarts read the
+# event stream's records too
+LINEAR: tuple[tuple[str, float, Any], ...] = (
+    ("rss_ready_mb", 2**20, lambda c: c["first_start"]["rss_mb"]),
+    ("rss_after_events_mb", 2**20, lambda c: c["stream"]["rss_mb"]),
+    ("disk_bytes", 1.0, lambda c: c.get("disk_bytes")),
+    ("first_start_recovery_s", 1.0, lambda c: c["first_start"]["recovery_s"]),
+    ("intact_open_s", 1.0, lambda c: c["restart_intact"]["open_s"]),
+    ("intact_ready_s", 1.0, lambda c: c["restart_intact"]["ready_s"]),
+)
 
 
 def store_summary(cases: list[dict[str, Any]], to: int = EXTRAPOLATE_TO) -> dict[str, Any]:
-    """One store's figures across sizes: bytes per user and what ``to`` users would take."""
-    def points(get: Any) -> list[tuple[float, float]]:
-        return [(c["users"], get(c)) for c in cases]
-
-    ready = points(lambda c: c["first_start"]["rss_mb"])
-    after = points(lambda c: c["stream"]["rss_mb"])
+    """One store's figures across sizes: each growing figure's slope per user (bytes, or
+    seconds) and its value at ``to`` users along the least-squares line; records recovered
+    per second by the first start."""
     out: dict[str, Any] = {}
-    for name, pts in (("rss_ready", ready), ("rss_after_events", after)):
-        m = slope(pts)
-        out[f"{name}_bytes_per_user"] = None if m is None else round(m * 2**20, 1)
-        at = extrapolate(pts, to)
-        out[f"{name}_mb_at_{to}"] = None if at is None else round(at, 1)
-    disks = [c for c in cases if "disk_bytes" in c]
-    if disks:
-        out["disk_bytes_per_user"] = [round(c["disk_bytes"] / c["users"], 1) for c in disks]
-    rates = [r for r in (recovery_rate(full_recovery(c)) for c in cases) if r]
-    if rates:
-        rate = min(rates)
-        out["full_recovery_records_per_s"] = round(rate, 1)
-        records_per_user = max(full_recovery(c)["restored_records"] / c["users"] for c in cases)
-        out[f"full_recovery_s_at_{to}"] = round(to * records_per_user / rate, 1)
+    for name, scale, get in LINEAR:
+        pts = [(float(c["users"]), float(get(c))) for c in cases if get(c) is not None]
+        m, at = slope(pts), extrapolate(pts, to)
+        out[name] = {"per_user": None if m is None else round(m * scale, 6 if scale == 1 else 1),
+                     f"at_{to}": None if at is None else round(at, 1)}
+    rates = [r for r in (recovery_rate(c["first_start"]) for c in cases) if r]
+    out["recovery_records_per_s"] = round(min(rates), 1) if rates else None
     return out
 
 

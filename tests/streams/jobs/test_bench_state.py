@@ -87,7 +87,7 @@ def test_slope_and_extrapolation_follow_the_least_squares_line() -> None:
 def _start(records: int, recovery_s: float, rss: float = 300.0, ready_s: float = 5.0
            ) -> dict[str, float]:
     return {"restored_records": records, "recovery_s": recovery_s, "ready_s": ready_s,
-            "rss_mb": rss}
+            "rss_mb": rss, "open_s": 0.5}
 
 
 def _case(store: str, users: int, rss: float, after: float, wiped: bool = True
@@ -100,24 +100,25 @@ def _case(store: str, users: int, rss: float, after: float, wiped: bool = True
         if wiped:
             case["restart_wiped"] = _start(2 * users, users / 1000)
     else:
-        case["restart_intact"] = _start(2 * users, users / 500)
+        case["restart_intact"] = _start(2 * users, users / 250)  # a slower replay
     return case
 
 
-def test_store_summary_reads_bytes_per_user_from_the_slope_and_recovery_from_full_replays(
-        ) -> None:
+def test_store_summary_gives_bytes_per_user_from_the_slope_and_extrapolates_it() -> None:
     mem = store_summary([_case("memory", 1000, 300.0, 310.0),
                          _case("memory", 11_000, 310.0, 330.0)], to=101_000)
-    assert mem["rss_ready_bytes_per_user"] == pytest.approx(10 * 2**20 / 10_000, abs=0.1)
-    assert mem["rss_after_events_bytes_per_user"] == pytest.approx(20 * 2**20 / 10_000, abs=0.1)
-    assert mem["rss_ready_mb_at_101000"] == pytest.approx(400.0)
-    # the memory store's restart replays everything: 2 records per user at 1000 records/s
-    assert mem["full_recovery_records_per_s"] == pytest.approx(1000.0)
-    assert mem["full_recovery_s_at_101000"] == pytest.approx(202.0)
-    disk = store_summary([_case("rocksdb", 1000, 300.0, 300.0)], to=10_000)
-    assert disk["rss_ready_bytes_per_user"] is None  # one size: no slope
-    assert disk["disk_bytes_per_user"] == [500.0]
-    assert disk["full_recovery_records_per_s"] == pytest.approx(2000.0)  # the wiped restart
+    assert mem["rss_ready_mb"]["per_user"] == pytest.approx(10 * 2**20 / 10_000, abs=0.1)
+    assert mem["rss_after_events_mb"]["per_user"] == pytest.approx(20 * 2**20 / 10_000, abs=0.1)
+    assert mem["rss_ready_mb"]["at_101000"] == pytest.approx(400.0)
+    assert mem["first_start_recovery_s"]["at_101000"] == pytest.approx(101.0)
+    assert mem["disk_bytes"]["per_user"] is None  # the memory store writes no files
+    assert mem["recovery_records_per_s"] == pytest.approx(1000.0)
+    disk = store_summary([_case("rocksdb", 1000, 300.0, 300.0),
+                          _case("rocksdb", 3000, 300.0, 300.0)], to=10_000)
+    assert disk["disk_bytes"]["per_user"] == pytest.approx(500.0)
+    assert disk["rss_ready_mb"]["per_user"] == 0.0
+    one = store_summary([_case("rocksdb", 1000, 300.0, 300.0)], to=10_000)
+    assert one["rss_ready_mb"] == {"per_user": None, "at_10000": None}  # one size: no slope
 
 
 def test_verdicts_miss_when_rocksdb_rss_outgrows_its_caches_or_intact_restart_is_slow() -> None:
