@@ -57,6 +57,9 @@ class WorkerSettings:
     # item ids known to be in the catalogue (the unknown-item check); beyond it new ids are
     # not remembered locally and the Redis mirror answers for them (streams/runtime/catalogue.py)
     catalogue_max_items: int = 1_000_000
+    # catalogue upserts kept to replay onto a swapped-in model (2 KB each with their text
+    # embedding; the oldest dropped: a later model then serves them only if it knows them)
+    upsert_log_max_items: int = 200_000
     # how often the sidstream_memory_* gauges are measured (streams/runtime/memory.py)
     memory_refresh_s: float = 15.0
 
@@ -99,7 +102,8 @@ class StateSettings:
 class ChannelSettings:
     covisit_window: int = 5  # previous items a new item is co-counted with
     covisit_neighbors: int = 100  # neighbours kept per item
-    covisit_max_items: int = 1_000_000  # item rows kept (the least recently updated dropped)
+    # item rows kept (the least recently updated dropped): 7-24 KB each (README "Worker memory")
+    covisit_max_items: int = 200_000
     history_items: int = 10  # most recent items a user's co-visitation recall starts from
     popularity_half_life_s: float = 3 * 24 * 3600
     popularity_max_items: int = 1_000_000  # items scored (the least popular now dropped)
@@ -226,7 +230,7 @@ class Settings:
                      "model_batch_max", "rec_ttl_s", "max_event_bytes", "beam", "model_poll_s",
                      "covisit_max_items", "popularity_max_items", "debounce_max_users",
                      "redis_pending_max", "catalogue_max_items", "state_max_users",
-                     "coldstart_max_items",
+                     "coldstart_max_items", "upsert_log_max_items",
                      "memory_refresh_s"):
             if flat[name][1] <= 0:
                 raise ValueError(f"{flat[name][0]} must be positive")

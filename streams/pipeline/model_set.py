@@ -47,7 +47,7 @@ class UpsertLog:
     """Catalogue upserts seen since start (latest per item), replayed onto a swapped-in model.
 
     Text embeddings are kept so that a replay does not run the sentence encoder again. At most
-    ``max_items`` items are kept (the worker sets ``SIDSTREAM_CATALOGUE_MAX_ITEMS``), the least
+    ``max_items`` items are kept (the worker sets ``SIDSTREAM_UPSERT_LOG_MAX_ITEMS``), the least
     recently upserted dropped first: a model swapped in later serves such an item only if its
     own artifact knows it.
     """

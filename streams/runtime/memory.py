@@ -13,9 +13,9 @@ Components (``streams.metrics.MEMORY_COMPONENTS``), entries counted in, bound by
   ``SIDSTREAM_PREFIX_CACHE_TOKENS`` (in the search process when there is one: its answers carry
   the size, ``models/recall/search_process.py``);
 - ``debounce``: users with a recompute time (or deferred), ``SIDSTREAM_DEBOUNCE_MAX_USERS``;
-- ``catalogue``: known item ids and ``upsert_log``: catalogue upserts kept for model swaps, both
-  ``SIDSTREAM_CATALOGUE_MAX_ITEMS``; ``redis_pending``: lists waiting for Redis,
-  ``SIDSTREAM_REDIS_PENDING_MAX``.
+- ``catalogue``: known item ids, ``SIDSTREAM_CATALOGUE_MAX_ITEMS``; ``upsert_log``: catalogue
+  upserts kept for model swaps, ``SIDSTREAM_UPSERT_LOG_MAX_ITEMS``; ``redis_pending``: lists
+  waiting for Redis, ``SIDSTREAM_REDIS_PENDING_MAX``.
 
 Bytes: tensors from their shapes (exact but for views, see ``models/recall/prefix_cache.py``);
 everything else is ``len(container) x`` the mean *deep size* of a sample of its entries
@@ -23,7 +23,9 @@ everything else is ``len(container) x`` the mean *deep size* of a sample of its 
 numpy arrays by ``nbytes``) plus the container itself. The sample is the ``SAMPLE`` oldest and
 newest entries (insertion order), so a refresh costs the same at 10 or 10 million entries.
 Objects an entry shares with others (interned ids, the same item id in many rows) are counted
-in each: an estimate from above. ``streams/runtime/memory.py``'s gauges are refreshed every
+in each: an estimate from above. Against ``tracemalloc`` (100k synthetic entries of each, the
+README's "Worker memory" table) the estimates are within 5 %, co-visitation rows and the upsert
+log 30 % above (their ids and strings are shared). The gauges are refreshed every
 ``SIDSTREAM_MEMORY_REFRESH_S`` on the event loop (a few milliseconds), never per event.
 """
 

@@ -48,3 +48,19 @@ def test_a_bad_store_setting_is_refused_naming_its_variable(env: dict[str, str],
                                                              message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"SIDSTREAM_COVISIT_MAX_ITEMS": "0"}, "SIDSTREAM_COVISIT_MAX_ITEMS must be positive"),
+    ({"SIDSTREAM_STATE_MAX_USERS": "-5"}, "SIDSTREAM_STATE_MAX_USERS must be positive"),
+    ({"SIDSTREAM_MEMORY_REFRESH_S": "0"}, "SIDSTREAM_MEMORY_REFRESH_S must be positive"),
+    ({"SIDSTREAM_REDIS_PENDING_MAX": "100"}, "SIDSTREAM_REDIS_PENDING_MAX must be >= "
+                                             "SIDSTREAM_MODEL_BATCH_MAX"),
+])
+def test_a_memory_bound_that_cannot_hold_is_refused(env: dict[str, str], message: str) -> None:
+    """A bound of 0 would evict everything at once; a pending-list bound below one model job's
+    lists could not be held (a job's lists go in together)."""
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)
+    bounds = Settings.from_env({}).channels
+    assert bounds.covisit_max_items == 200_000 and bounds.popularity_max_items == 1_000_000

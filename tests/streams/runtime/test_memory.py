@@ -31,8 +31,8 @@ from streams.settings import Settings
 from tests.fixtures.pipelines import NOW_S, rec
 
 BOUNDS = {"covisit_max_items": 300, "popularity_max_items": 250, "coldstart_max_items": 200,
-          "catalogue_max_items": 400, "debounce_max_users": 150, "state_max_users": 1000,
-          "debounce_ms": 1000, "redis_pending_max": 2000}
+          "catalogue_max_items": 400, "upsert_log_max_items": 350, "debounce_max_users": 150,
+          "state_max_users": 1000, "debounce_ms": 1000, "redis_pending_max": 2000}
 
 
 def _user(i: int, n: int = 50) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def test_a_sample_of_each_end_estimates_the_whole() -> None:
 def _sources(settings: Settings, pipe: Pipeline, table: dict[str, Any],
              writer: RecWriter) -> Sources:
     catalogue = Catalogue(max_items=settings.worker.catalogue_max_items)
-    upserts = UpsertLog(settings.worker.catalogue_max_items)
+    upserts = UpsertLog(settings.worker.upsert_log_max_items)
     return Sources(settings, pipe, lambda: (table,), catalogue, writer, upserts)
 
 
