@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +271,9 @@ def run_bench_state(cfg: StateBenchConfig) -> dict[str, Any]:
     root = cfg.workdir or Path(tempfile.mkdtemp(prefix="sidstream-bench-state-"))
     doc: dict[str, Any] = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-        "mean_history": round(sum(lengths) / len(lengths), 2), "cases": []}
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(), "mean_history": round(sum(lengths) / len(lengths), 2),
+        "cases": []}
     partitions = Settings().kafka.topic_partitions
     doc["cache_bound_mb"] = cache_bound_mb(partitions)
     for users in sorted(cfg.users):
