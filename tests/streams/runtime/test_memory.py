@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tracemalloc
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,6 +29,8 @@ from streams.runtime.memory import (
 )
 from streams.runtime.redis_writer import RecWriter
 from streams.settings import Settings
+from tests.fixtures.model_pipelines import make
+from tests.fixtures.model_pipelines import rec as model_rec
 from tests.fixtures.pipelines import NOW_S, rec
 
 BOUNDS = {"covisit_max_items": 300, "popularity_max_items": 250, "coldstart_max_items": 200,
@@ -160,3 +163,23 @@ def test_pending_lists_are_measured_with_their_candidates() -> None:
     writer.pending = {f"u{i}": RecList(f"u{i}", items, 1) for i in range(100)}
     per_list = sampled_bytes(writer.pending) / 100
     assert 50 * 64 < per_list < 50 * 400  # 50 candidates (tuples, floats) and the rest
+
+
+def test_the_generative_caches_move_with_load_and_stay_under_their_bounds(
+        model_dir: Path) -> None:
+    """A served recall model: its result LRU (users) and prefix cache (history tokens)."""
+    pipe, _, _ = make(model_dir, recall_cache_users=5, prefix_cache_tokens=200)
+    table: dict[str, Any] = {}
+    gauges = MemoryGauges(Sources(pipe.settings, pipe, lambda: (table,)), pipe.metrics)
+    seen = []
+    for step in range(3):
+        records = [model_rec(f"gen{u}", 1 + (u + step) % 30, n=step) for u in range(12)]
+        out = pipe.process(records, table.get)
+        table.update({k: v for k, (_, v) in out.states.items()})
+        usage = gauges.refresh()
+        seen.append((usage["recall_cache"], usage["prefix_cache"]))
+    for recall, prefix in seen:
+        assert 0 < recall.entries <= recall.bound == 5 and recall.bytes > 0
+        assert 0 < prefix.entries <= prefix.bound == 200
+        assert prefix.bytes >= prefix.entries * 3 * 2 * 4  # K and V per token, float32
+    assert seen[-1][1].entries > seen[0][1].entries  # histories grew: more tokens
