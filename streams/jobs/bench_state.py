@@ -218,7 +218,7 @@ def store_summary(cases: list[dict[str, Any]], to: int = EXTRAPOLATE_TO) -> dict
     for name, scale, get in LINEAR:
         pts = [(float(c["users"]), float(get(c))) for c in cases if get(c) is not None]
         m, at = slope(pts), extrapolate(pts, to)
-        out[name] = {"per_user": None if m is None else round(m * scale, 6 if scale == 1 else 1),
+        out[name] = {"per_user": None if m is None else float(f"{m * scale:.4g}"),
                      f"at_{to}": None if at is None else round(at, 1)}
     rates = [r for r in (recovery_rate(c["first_start"]) for c in cases) if r]
     out["recovery_records_per_s"] = round(min(rates), 1) if rates else None

@@ -107,8 +107,9 @@ def _case(store: str, users: int, rss: float, after: float, wiped: bool = True
 def test_store_summary_gives_bytes_per_user_from_the_slope_and_extrapolates_it() -> None:
     mem = store_summary([_case("memory", 1000, 300.0, 310.0),
                          _case("memory", 11_000, 310.0, 330.0)], to=101_000)
-    assert mem["rss_ready_mb"]["per_user"] == pytest.approx(10 * 2**20 / 10_000, abs=0.1)
-    assert mem["rss_after_events_mb"]["per_user"] == pytest.approx(20 * 2**20 / 10_000, abs=0.1)
+    assert mem["rss_ready_mb"]["per_user"] == 1049.0  # 10 MiB over 10,000 users, 4 digits
+    assert mem["rss_after_events_mb"]["per_user"] == 2097.0
+    assert mem["first_start_recovery_s"]["per_user"] == 0.001  # seconds per user, not rounded away
     assert mem["rss_ready_mb"]["at_101000"] == pytest.approx(400.0)
     assert mem["first_start_recovery_s"]["at_101000"] == pytest.approx(101.0)
     assert mem["disk_bytes"]["per_user"] is None  # the memory store writes no files
