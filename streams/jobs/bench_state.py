@@ -168,7 +168,8 @@ def measure_case(cfg: StateBenchConfig, store: str, users: int, lengths: list[in
         finally:
             worker.kill()
         out.update(restarts(settings, root, cfg))
-    log.info("%s, %d users: %s", store, users, case_line(out))
+    shutil.rmtree(settings.worker.data_dir, ignore_errors=True)  # GBs at 1M users; logs stay
+    log.info("%s, %d users: %s (logs in %s)", store, users, case_line(out), root)
     return out
 
 
