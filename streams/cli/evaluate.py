@@ -103,6 +103,7 @@ def _cold_reference(rec: Any, ds: Any, data: Any, args: argparse.Namespace, mani
     """This warm-trained artifact on the users whose target a ``--cold-items`` run of the same
     seed would hold out: what a model that saw those items reaches on the cold protocol's
     cold-target users."""
+    # lazy: torch and the models load only when the command runs
     from models.recall.sidrec_eval import held_out_reference
     from models.recall.sidrec_train import held_out_items
 
