@@ -194,7 +194,7 @@ class Settings:
             raw = env.get(var)
             if raw is not None and raw != "":
                 values[f.name] = _convert(var, raw, f.default)
-        return cls().with_values(**values, **overrides)
+        return cls().with_values(**{**values, **overrides})
 
     @staticmethod
     def given(environ: Mapping[str, str] | None = None) -> frozenset[str]:

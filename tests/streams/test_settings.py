@@ -64,3 +64,9 @@ def test_a_memory_bound_that_cannot_hold_is_refused(env: dict[str, str], message
         Settings.from_env(env)
     bounds = Settings.from_env({}).channels
     assert bounds.covisit_max_items == 200_000 and bounds.popularity_max_items == 1_000_000
+
+
+def test_an_override_wins_over_the_same_setting_in_the_environment() -> None:
+    s = Settings.from_env({"SIDSTREAM_STORE": "memory", "SIDSTREAM_SEQ_LEN": "7"},
+                          store="rocksdb")
+    assert s.worker.store == "rocksdb" and s.state.seq_len == 7
