@@ -157,9 +157,9 @@ class _InChild:
             tag, *rest = self._replies.pop(ticket)
         if tag != "ok":
             raise SearchProcessError(f"search process {self.proc.pid}: {rest[0]}")
-        if len(rest) > 2:
-            self.cache_stats = tuple(rest[2])
-        return RecallResult(rest[0], rest[1])
+        items, scores, cache = rest  # the child's answer always carries its cache's size
+        self.cache_stats = tuple(cache)
+        return RecallResult(items, scores)
 
 
 class RemoteRecaller(_InChild, GenerativeRecaller):

@@ -43,7 +43,7 @@ from infra.embedded import embedded_stack
 from infra.procstat import memory_mb
 from infra.scrape import Snapshot, accounted
 from infra.worker_process import WorkerProcess
-from streams.jobs.bench_stream import POLL_S, _sustained
+from streams.jobs.bench_stream import POLL_S, sustained_rate
 from streams.jobs.state_seed import history_lengths, seed_changelog
 from streams.jobs.store_recovery import produce, start_measured, timed_start
 from streams.runtime.disk_store import ROCKSDB_OPTIONS
@@ -128,7 +128,7 @@ def push_events(worker: WorkerProcess, settings: Settings, users: int,
     rss, peak = memory_mb(worker.proc.pid)
     time.sleep(1.0)  # the users gauge is refreshed every second
     return {"events": n, "seconds": round(wall, 1),
-            "events_per_s": round(_sustained(samples, n), 1), "rss_mb": rss,
+            "events_per_s": round(sustained_rate(samples, n), 1), "rss_mb": rss,
             "peak_rss_mb": peak,
             "users_in_state": int(worker.metrics().total("sidstream_users_in_state"))}
 

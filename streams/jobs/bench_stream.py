@@ -255,7 +255,7 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
                            "in Redis")
     snap = worker.metrics()
     rss, peak = memory_mb(pid)
-    res = CaseResult(case.name, n, round(wall, 2), round(_sustained(samples, n), 1),
+    res = CaseResult(case.name, n, round(wall, 2), round(sustained_rate(samples, n), 1),
                      round(case.rate or n / max(samples[0][0], 1e-9), 1),
                      cpu_cores=round(cpu / wall, 2), rss_mb=rss, peak_rss_mb=peak,
                      mean_batch=round(_mean(snap, before, "sidstream_batch_size"), 1),
@@ -291,7 +291,7 @@ def _gc_pauses(snap: Snapshot, before: Snapshot) -> dict[str, dict[str, float]]:
     return out
 
 
-def _sustained(samples: list[tuple[float, float]], n: int) -> float:
+def sustained_rate(samples: list[tuple[float, float]], n: int) -> float:
     """Events/s between 10 % and 90 % of the events done (start-up and tail left out)."""
     def when(frac: float) -> float:  # interpolated between the two samples around it
         prev_t, prev_done = samples[0]

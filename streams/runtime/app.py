@@ -211,6 +211,5 @@ def build_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, health: 
     guard_acks(processed)
     rt = Runtime(settings, pipeline, writer, client, metrics, dlq, table, health, catalogue,
                  processed, watcher or ModelWatcher(settings, metrics))
-    rt.watcher.upserts.max_items = settings.worker.upsert_log_max_items
     register_agents(app, rt, events_topic, items_topic)
     return app, rt

@@ -80,7 +80,7 @@ class ModelWatcher:
         for kind in KINDS:  # at zero from the start: see streams/metrics.py
             metrics.model_refused.labels(kind)
             metrics.model_swaps.labels(kind)
-        self.upserts = UpsertLog()
+        self.upserts = UpsertLog(settings.worker.upsert_log_max_items)
         self.refused: dict[str, set[str]] = {k: set() for k in KINDS}
         self.serving: dict[str, str] = {k: "" for k in KINDS}
         self.next_poll = 0.0
