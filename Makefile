@@ -35,7 +35,7 @@ test: install prometheus
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-# The recall model of the README's quality table: tokenizer + SIDRec, 30 epochs with the
+# The recall model of the README's quality table: tokenizer + SIDRec, 40 epochs with the
 # learning rate decayed to zero (the best validation epoch kept), test ablation; the artifact
 # lands in artifacts/sidrec. COLD=0.05 holds 5 % of the items out (the cold-item evaluation).
 DATA ?= ../shared/data/amazon-beauty-2014
@@ -45,7 +45,7 @@ COLD ?= 0
 RECALL_OUT ?= artifacts/sidrec
 recall-model: install
 	$(BIN)/sidstream train-tokenizer --data $(DATA) --out artifacts/tokenizer-s$(SEED) --epochs 300 --seed $(SEED) --threads $(THREADS)
-	$(BIN)/sidstream train-sidrec --data $(DATA) --tokenizer artifacts/tokenizer-s$(SEED) --out $(RECALL_OUT) --seed $(SEED) --threads $(THREADS) --lr-schedule cosine --epochs 30 --cold-items $(COLD)
+	$(BIN)/sidstream train-sidrec --data $(DATA) --tokenizer artifacts/tokenizer-s$(SEED) --out $(RECALL_OUT) --seed $(SEED) --threads $(THREADS) --lr-schedule cosine --epochs 40 --cold-items $(COLD)
 
 # Full-size fault injection (20,000 events per scenario); `make test` runs smaller versions.
 chaos: install

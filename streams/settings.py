@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from streams.contracts.events import EVENT_TYPES
 
 ENV_PREFIX = "SIDSTREAM_"
+INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's rule for group.instance.id
 
 STORES = ("memory", "rocksdb")  # values of SIDSTREAM_STORE
 
@@ -36,6 +38,10 @@ class KafkaSettings:
     topic_partitions: int = 8
     replication_factor: int = 1
     session_timeout_s: float = 10.0
+    # static group membership (Kafka's group.instance.id), one per worker and kept across its
+    # restarts (like its data dir): a restarted worker takes its partitions back at once,
+    # without waiting for its old session to expire or a rebalance. Empty: dynamic membership
+    group_instance_id: str = ""
     fetch_max_wait_ms: int = 20  # see streams.runtime.app.set_fetch_max_wait
 
     @property
@@ -222,6 +228,10 @@ class Settings:
         if self.kafka.broker_kind not in ("kafka", "tansu"):
             raise ValueError("SIDSTREAM_BROKER_KIND must be kafka or tansu: "
                              f"{self.kafka.broker_kind!r}")
+        instance = self.kafka.group_instance_id
+        if instance and not INSTANCE_ID.fullmatch(instance):
+            raise ValueError("SIDSTREAM_GROUP_INSTANCE_ID must be 1-249 of A-Z a-z 0-9 . _ -: "
+                             f"{instance!r}")
         if self.worker.store not in STORES:
             raise ValueError(f"SIDSTREAM_STORE must be one of {', '.join(STORES)}: "
                              f"{self.worker.store!r}")

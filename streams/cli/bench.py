@@ -32,7 +32,8 @@ def _cmd_bench_state(args: argparse.Namespace) -> int:
         users=tuple(int(u) for u in args.users.split(",")),
         stores=tuple(s.strip() for s in args.stores.split(",")), events=args.events,
         items=args.items, data=args.data, session_timeout_s=args.session_timeout,
-        wiped_restart=not args.no_wiped_restart, seed=args.seed,
+        wiped_restart=not args.no_wiped_restart, static_membership=args.static_membership,
+        seed=args.seed,
         json=Path(args.json) if args.json else None))
     return 0
 
@@ -175,6 +176,9 @@ def _add_state(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--session-timeout", type=float, default=10.0,
                    help="the worker's SIDSTREAM_SESSION_TIMEOUT_S (after a SIGKILL the group "
                    "join waits for it)")
+    p.add_argument("--static-membership", action="store_true",
+                   help="the worker joins as a static group member (SIDSTREAM_GROUP_INSTANCE_ID):"
+                   " a restart takes its partitions back without waiting for the session timeout")
     p.add_argument("--no-wiped-restart", action="store_true",
                    help="rocksdb: skip the restart on a wiped data dir")
     p.add_argument("--seed", type=int, default=0)

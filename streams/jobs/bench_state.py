@@ -68,6 +68,8 @@ class StateBenchConfig:
     data: str = BEAUTY  # whose sequences give the history lengths
     session_timeout_s: float = 10.0  # the deployed default (SIDSTREAM_SESSION_TIMEOUT_S)
     wiped_restart: bool = True  # rocksdb: also restart on a wiped data dir
+    # static group membership (SIDSTREAM_GROUP_INSTANCE_ID): a restart is the same member
+    static_membership: bool = False
     start_timeout_s: float = 1800.0
     seed: int = 0
     workdir: Path | None = None
@@ -99,7 +101,8 @@ def case_settings(stack_env: dict[str, str], store: str, root: Path,
         **stack_env, "SIDSTREAM_APP_ID": "bench-state", "SIDSTREAM_MODELS": "false",
         "SIDSTREAM_MODEL_DIR": str(root / "models"), "SIDSTREAM_METRICS_PORT": "",
         "SIDSTREAM_STORE": store, "SIDSTREAM_DATA_DIR": str(root / "data"),
-        "SIDSTREAM_SESSION_TIMEOUT_S": str(cfg.session_timeout_s)})
+        "SIDSTREAM_SESSION_TIMEOUT_S": str(cfg.session_timeout_s),
+        "SIDSTREAM_GROUP_INSTANCE_ID": "bench-state-0" if cfg.static_membership else ""})
 
 
 def events_done(before: Snapshot, now: Snapshot) -> float:

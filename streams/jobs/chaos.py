@@ -240,9 +240,8 @@ class Cluster:
         a stopped or killed worker left there)."""
         i = len(self.workers)
         data_dir = data_dir or self.logdir / f"faust{i}"
-        env = {**self.settings.env(), "SIDSTREAM_METRICS_PORT": "",
-               "SIDSTREAM_DATA_DIR": str(data_dir)}
-        worker = WorkerProcess(env, self.logdir / f"worker{i}.log").start()
+        worker = WorkerProcess(worker_env(self.settings, data_dir),
+                               self.logdir / f"worker{i}.log").start()
         self.workers.append(worker)
         self.data_dirs.append(data_dir)
         return worker
@@ -250,6 +249,16 @@ class Cluster:
     def stop_all(self) -> None:
         for w in self.workers:
             w.stop()
+
+
+def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """A scenario worker's environment on ``data_dir``. With static membership configured each
+    data dir is one group member (the configured id with the dir's name): a restart on the same
+    local state is the same member, as a StatefulSet pod and its volume."""
+    env = {**settings.env(), "SIDSTREAM_METRICS_PORT": "", "SIDSTREAM_DATA_DIR": str(data_dir)}
+    if settings.kafka.group_instance_id:
+        env["SIDSTREAM_GROUP_INSTANCE_ID"] = f"{settings.kafka.group_instance_id}-{data_dir.name}"
+    return env
 
 
 def table_files(data_dir: Path) -> list[Path]:

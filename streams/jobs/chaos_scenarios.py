@@ -42,6 +42,12 @@ def default_store() -> str:
     return Settings.from_env().worker.store
 
 
+def default_instance_id() -> str:
+    """``SIDSTREAM_GROUP_INSTANCE_ID`` of the environment: static members, one per data dir
+    (``streams.jobs.chaos.worker_env``); empty: dynamic membership."""
+    return Settings.from_env().kafka.group_instance_id
+
+
 @dataclass(frozen=True)
 class ChaosConfig:
     events: int = 20_000
@@ -52,21 +58,26 @@ class ChaosConfig:
     seed: int = 0
     timeout_s: float = 180.0  # for the end state to converge after the replay
     store: str = field(default_factory=default_store)  # memory or rocksdb (SIDSTREAM_STORE)
+    group_instance_id: str = field(default_factory=default_instance_id)
 
 
 def scenario_settings(stack: Stack, name: str, events: list[Event], partitions: int = 8,
-                      store: str = "memory") -> Settings:
+                      store: str = "memory", group_instance_id: str = "") -> Settings:
     """A fresh app whose user states hold every event of ``events`` (the whole-state check)."""
     s = Settings.from_env({**stack.env(), "SIDSTREAM_APP_ID": f"chaos-{name}",
                            "SIDSTREAM_TOPIC_PARTITIONS": str(partitions),
-                           "SIDSTREAM_STORE": store, **whole_state_env(events)})
+                           "SIDSTREAM_STORE": store,
+                           "SIDSTREAM_GROUP_INSTANCE_ID": group_instance_id,
+                           **whole_state_env(events)})
     ensure_topics(s)
     return s
 
 
 def label(name: str, cfg: ChaosConfig) -> str:
     """A result's scenario name, with the store when it is not the in-memory default."""
-    return name if cfg.store == "memory" else f"{name} [{cfg.store}]"
+    tags = ([] if cfg.store == "memory" else [cfg.store]) + (
+        ["static members"] if cfg.group_instance_id else [])
+    return f"{name} [{', '.join(tags)}]" if tags else name
 
 
 def isolated(scenario: Scenario) -> Callable[[ChaosConfig, Path | None], Result]:
@@ -84,7 +95,8 @@ def prepare(stack: Stack, name: str, cfg: ChaosConfig, logdir: Path | None, seed
             ) -> tuple[Settings, Cluster, list[Event]]:
     """Settings of a fresh app, its (empty) worker cluster and the events to replay."""
     events = make_events(cfg.events, cfg.seed + seed_offset)
-    settings = scenario_settings(stack, name, events, store=cfg.store)
+    settings = scenario_settings(stack, name, events, store=cfg.store,
+                                 group_instance_id=cfg.group_instance_id)
     cluster = Cluster(settings, logdir or Path(tempfile.mkdtemp(prefix=f"chaos-{name}-")))
     return settings, cluster, events
 
@@ -200,8 +212,9 @@ def redis_outage(stack: Stack, cfg: ChaosConfig, logdir: Path | None = None) -> 
     url, proc = start_redis(persist_dir=datadir)
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     events = make_events(cfg.events, cfg.seed + 2)
-    settings = Settings.from_env({**scenario_settings(stack, "redis", events, store=cfg.store
-                                                      ).env(), "SIDSTREAM_REDIS_URL": url})
+    base = scenario_settings(stack, "redis", events, store=cfg.store,
+                             group_instance_id=cfg.group_instance_id)
+    settings = Settings.from_env({**base.env(), "SIDSTREAM_REDIS_URL": url})
     cluster = Cluster(settings, logdir or Path(tempfile.mkdtemp(prefix="chaos-redis-")))
     worker = cluster.start()
     worker.wait_ready(90)

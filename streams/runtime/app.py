@@ -59,6 +59,7 @@ def make_faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.kafka.session_timeout_s,
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
+        consumer_group_instance_id=settings.kafka.group_instance_id or None,
         broker_commit_interval=1.0,
         # Tansu reports a partition's end offset as the last batch's first offset + 1: with
         # single-record batches changelog recovery is exact.

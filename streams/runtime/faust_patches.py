@@ -66,8 +66,10 @@ async def reseek_skipped(app: Any, processed: ProcessedOffsets) -> int:
         if offset is None:
             continue
         stage = where_dropped(consumer, tp, offset)
-        log.warning("re-reading %s from offset %d: not processed %.1f s after its fetch (%s)",
-                    tp, offset, RESEEK_AFTER_S, stage)
+        part = processed.parts[tp]
+        log.warning("re-reading %s from offset %d: not processed %.1f s after its fetch (%s; %s; "
+                    "last commit %s)", tp, offset, RESEEK_AFTER_S, stage, part.summary(),
+                    consumer._committed_offset.get(tp))
         await consumer.seek(tp, offset)
         processed.refused += 1
         processed.rearm(tp, now)

@@ -54,6 +54,12 @@ class Partition:
             return None
         return nxt
 
+    def summary(self) -> str:
+        """This bookkeeping in a few words (for the log line of a re-read)."""
+        return (f"fetched up to {self.high}, all fetched below {self.contiguous}, "
+                f"{len(self.pending)} pending from {min(self.pending, default=None)}, "
+                f"{len(self.inflight)} in flight")
+
     def blocker(self) -> tuple[int, Fetch] | None:
         """The first offset holding the commit back: pending, or never fetched."""
         first = min(self.pending) if self.pending else None

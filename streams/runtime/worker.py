@@ -65,9 +65,11 @@ def run_worker(loglevel: str = "info", settings: Settings | None = None) -> int:
     app, _ = build_app(settings, pipeline, metrics, health, catalogue, watcher)
     settle_heap()  # what start-up loaded stays: out of the cyclic collector's way
     watch_gc(metrics.gc_pause)
-    log.info("worker %s: broker %s, redis %s, http :%d (/metrics /livez /readyz), model %s",
-             settings.kafka.app_id, settings.kafka.broker, settings.redis.redis_url,
-             settings.worker.metrics_port, pipeline.version)
+    log.info("worker %s (%s): broker %s, redis %s, http :%d (/metrics /livez /readyz), "
+             "model %s", settings.kafka.app_id,
+             f"static member {settings.kafka.group_instance_id}"
+             if settings.kafka.group_instance_id else "dynamic member", settings.kafka.broker,
+             settings.redis.redis_url, settings.worker.metrics_port, pipeline.version)
     try:
         QuietWorker(app, loglevel=loglevel).execute_from_commandline()
     finally:

@@ -70,3 +70,14 @@ def test_an_override_wins_over_the_same_setting_in_the_environment() -> None:
     s = Settings.from_env({"SIDSTREAM_STORE": "memory", "SIDSTREAM_SEQ_LEN": "7"},
                           store="rocksdb")
     assert s.worker.store == "rocksdb" and s.state.seq_len == 7
+
+
+@pytest.mark.parametrize("bad", ["worker 0", "w/0", "x" * 250, "wörker"])
+def test_a_group_instance_id_kafka_would_refuse_is_refused_at_start(bad: str) -> None:
+    """Kafka refuses such a group.instance.id only when the worker joins; refuse it when the
+    settings are read, naming the variable."""
+    with pytest.raises(ValueError, match="SIDSTREAM_GROUP_INSTANCE_ID"):
+        Settings.from_env({"SIDSTREAM_GROUP_INSTANCE_ID": bad})
+    s = Settings.from_env({"SIDSTREAM_GROUP_INSTANCE_ID": "worker-0.eu_1"})
+    assert s.kafka.group_instance_id == "worker-0.eu_1"
+    assert Settings.from_env({}).kafka.group_instance_id == ""  # dynamic membership

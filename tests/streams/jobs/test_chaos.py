@@ -9,6 +9,7 @@ import pytest
 from streams.contracts.events import Event
 from streams.jobs import chaos
 from streams.jobs.chaos import Result, _user_diff, compare, converge, whole_state_env
+from streams.jobs.chaos_scenarios import ChaosConfig, label
 from streams.pipeline.state import StateLimits, UserState, apply_events
 from streams.settings import Settings
 
@@ -88,3 +89,29 @@ def test_disk_damage_hits_every_table_file_and_nothing_else(tmp_path: Path) -> N
     assert (db / "000004.log").stat().st_size == 1000 and (db / "LOCK").read_bytes() == b""
     assert other.read_bytes() == b"keep"
     assert chaos.wipe_local_state(tmp_path) == 2 and not tmp_path.exists()
+
+
+def test_static_members_are_one_per_data_dir_and_a_restart_is_the_same_member(
+        tmp_path: Path) -> None:
+    """Two workers sharing one group.instance.id fence each other; a restart under a new id
+    would wait out the old member's session."""
+    static = Settings.from_env({}, group_instance_id="chaos")
+    first, second = tmp_path / "faust0", tmp_path / "faust1"
+    ids = [chaos.worker_env(static, d)["SIDSTREAM_GROUP_INSTANCE_ID"]
+           for d in (first, second, first)]
+    assert ids[0] != ids[1] and ids[0] == ids[2] == "chaos-faust0"
+    env = chaos.worker_env(Settings.from_env({}), first)
+    assert env["SIDSTREAM_GROUP_INSTANCE_ID"] == "" and env["SIDSTREAM_DATA_DIR"] == str(first)
+    assert Settings.from_env(env).kafka.group_instance_id == ""  # dynamic, as configured
+
+
+def test_a_static_membership_run_takes_its_id_from_the_shell_and_says_so() -> None:
+    """SIDSTREAM_GROUP_INSTANCE_ID of the shell must reach the scenario's config (its settings
+    are built from an explicit environment, which dropped it) and show in the result's name."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIDSTREAM_GROUP_INSTANCE_ID", "chaos")
+        mp.setenv("SIDSTREAM_STORE", "rocksdb")
+        cfg = ChaosConfig()
+    assert cfg.group_instance_id == "chaos"
+    assert label("sigterm", cfg) == "sigterm [rocksdb, static members]"
+    assert label("sigterm", ChaosConfig(store="memory", group_instance_id="")) == "sigterm"

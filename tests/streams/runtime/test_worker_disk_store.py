@@ -216,3 +216,23 @@ def test_local_state_ahead_of_a_new_changelog_is_discarded(rig: Rig) -> None:
             assert rig.worker is not None
             rig.worker.stop()
             rig.worker = None
+
+
+def test_a_static_member_restarted_after_sigkill_does_not_wait_out_its_old_session(
+        rig: Rig) -> None:
+    """With SIDSTREAM_GROUP_INSTANCE_ID the restarted worker is the killed one to the group: it
+    takes its partitions back at its first join. As a dynamic member it would wait until the
+    killed member's session (30 s here) expired before the group let it in."""
+    session_s = 30.0
+    rig.settings = rig.settings.with_values(session_timeout_s=session_s,
+                                            group_instance_id="disk-0")
+    rig.start()
+    rig.send(2)
+    rig.assert_exact("first events")
+    rig.kill()
+    t0 = time.monotonic()
+    rig.start()
+    took = time.monotonic() - t0
+    assert took < session_s, f"the restart waited {took:.1f} s: the old session expired first"
+    rig.send(2)
+    rig.assert_exact("events after the static member's restart")
