@@ -18,6 +18,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 from streams.contracts.events import Id
 
@@ -76,6 +77,10 @@ class CoVisitation:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def structures(self) -> tuple[dict[Id, Any], ...]:
+        """Every per-item table the channel keeps (what its memory gauge measures)."""
+        return self.rows, self.totals, self._stamp, self._top
 
     def update(self, previous: Sequence[Id], item: Id, weight: float = 1.0) -> None:
         """Co-count ``item`` with the last ``window`` items of ``previous`` (oldest first)."""

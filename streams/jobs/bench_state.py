@@ -41,9 +41,9 @@ from typing import Any
 
 from infra.embedded import embedded_stack
 from infra.procstat import memory_mb
-from infra.scrape import Snapshot, accounted
+from infra.scrape import accounted
 from infra.worker_process import WorkerProcess
-from streams.jobs.bench_stream import POLL_S, sustained_rate
+from streams.jobs.bench_stream import sample_accounted, sustained_rate
 from streams.jobs.state_seed import history_lengths, seed_changelog
 from streams.jobs.store_recovery import produce, start_measured, timed_start
 from streams.runtime.disk_store import ROCKSDB_OPTIONS
@@ -105,28 +105,19 @@ def case_settings(stack_env: dict[str, str], store: str, root: Path,
         "SIDSTREAM_GROUP_INSTANCE_ID": "bench-state-0" if cfg.static_membership else ""})
 
 
-def events_done(before: Snapshot, now: Snapshot) -> float:
-    """Events whose outcome is final since ``before``: lists in Redis, duplicates, rejects."""
-    return accounted(now) - accounted(before)
-
-
 def push_events(worker: WorkerProcess, settings: Settings, users: int,
                 cfg: StateBenchConfig) -> dict[str, Any]:
     """``cfg.events`` clicks of existing users through the worker, until all are accounted."""
-    n, before = cfg.events, worker.metrics()
+    n, base = cfg.events, accounted(worker.metrics())
     sender = threading.Thread(target=produce, args=(settings, users, n, cfg.seed + 1,
                                                     cfg.items))
     t0 = time.monotonic()
     sender.start()
-    samples: list[tuple[float, float]] = [(0.0, 0.0)]
-    deadline = t0 + max(600.0, n / 100)
-    while samples[-1][1] < n and time.monotonic() < deadline:
-        time.sleep(POLL_S)
-        samples.append((time.monotonic() - t0, events_done(before, worker.metrics())))
-    sender.join()
-    if samples[-1][1] < n:
-        raise TimeoutError(f"{samples[-1][1]:.0f} of {n} events have their list in Redis")
-    wall = time.monotonic() - t0
+    try:
+        samples = sample_accounted(worker, base, n, t0, max(600.0, n / 100), "bench state")
+        wall = time.monotonic() - t0
+    finally:
+        sender.join()
     assert worker.proc is not None
     rss, peak = memory_mb(worker.proc.pid)
     time.sleep(1.0)  # the users gauge is refreshed every second

@@ -231,6 +231,22 @@ def _run_case(case: Case, cfg: StreamBenchConfig, ds: Any, order: list[Any], n: 
             worker.stop()
 
 
+def sample_accounted(worker: WorkerProcess, base: float, n: int, t0: float, timeout_s: float,
+                     what: str) -> list[tuple[float, float]]:
+    """Poll the worker every ``POLL_S`` until ``n`` events past ``base`` are accounted (their
+    list in Redis, or final otherwise): (seconds since ``t0``, events) samples, the last one
+    at ``n`` or more. Raises TimeoutError after ``timeout_s``."""
+    samples: list[tuple[float, float]] = []
+    while True:
+        done = accounted(worker.metrics()) - base
+        samples.append((time.monotonic() - t0, done))
+        if done >= n:
+            return samples
+        if time.monotonic() - t0 >= timeout_s:
+            raise TimeoutError(f"{what}: {done:.0f} of {n} events have their list in Redis")
+        time.sleep(POLL_S)
+
+
 def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
              worker: WorkerProcess) -> CaseResult:
     assert worker.proc is not None
@@ -240,19 +256,12 @@ def _measure(case: Case, settings: Settings, ds: Any, todo: list[Any],
     producer = threading.Thread(target=_produce, args=(settings, ds, todo, case.rate))
     t0, cpu0 = time.monotonic(), cpu_seconds(pid)
     producer.start()
-    samples: list[tuple[float, float]] = []
-    deadline = t0 + max(600.0, 3 * n / max(case.rate, 1.0))
-    while time.monotonic() < deadline:
-        done = accounted(worker.metrics()) - base
-        samples.append((time.monotonic() - t0, done))
-        if done >= n:
-            break
-        time.sleep(POLL_S)
-    wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
-    producer.join()
-    if samples[-1][1] < n:
-        raise TimeoutError(f"{case.name}: {samples[-1][1]:.0f} of {n} events have their list "
-                           "in Redis")
+    try:
+        samples = sample_accounted(worker, base, n, t0,
+                                   max(600.0, 3 * n / max(case.rate, 1.0)), case.name)
+        wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
+    finally:
+        producer.join()
     snap = worker.metrics()
     rss, peak = memory_mb(pid)
     res = CaseResult(case.name, n, round(wall, 2), round(sustained_rate(samples, n), 1),

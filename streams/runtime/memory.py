@@ -125,7 +125,7 @@ def channel_usage(src: Sources) -> dict[str, Usage]:
     cv, pop, bandit = p.covis, p.popularity, p.coldstart.bandit
     return {
         "covisit": Usage(len(cv.rows), cv.config.max_items,
-                         _bytes(cv.rows, cv.totals, cv._stamp, cv._top)),
+                         _bytes(*cv.structures())),
         "popularity": Usage(len(pop.items), pop.max_items, _bytes(pop.items)),
         "coldstart_bandit": Usage(max(len(bandit.clicks), len(bandit.orders)),
                                   p.coldstart.max_items, _bytes(bandit.clicks, bandit.orders)),

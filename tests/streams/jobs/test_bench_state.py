@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from infra.scrape import Snapshot
 from streams.jobs.bench_state import (
     StateBenchConfig,
     cache_bound_mb,
-    events_done,
     extrapolate,
     run_bench_state,
     slope,
@@ -133,17 +131,6 @@ def test_verdicts_miss_when_rocksdb_rss_outgrows_its_caches_or_intact_restart_is
     slow = [_case("rocksdb", 1000, 300.0, 320.0)]
     slow[0]["restart_intact"] = _start(0, 0.1, ready_s=10.0)
     assert not verdicts(slow, 8)["rocksdb_intact_ready_s"]["ok"]
-
-
-def _snap(**totals: float) -> Snapshot:
-    return Snapshot({(name, ()): value for name, value in totals.items()})
-
-
-def test_events_count_once_their_list_is_in_redis_not_once_applied() -> None:
-    before = _snap(sidstream_events_total=100, sidstream_events_accounted_total=90)
-    now = _snap(sidstream_events_total=200, sidstream_events_accounted_total=150,
-                sidstream_events_duplicate_total=3, sidstream_events_invalid_total=2)
-    assert events_done(before, now) == 65  # 60 lists written, 3 duplicates, 2 rejects
 
 
 def test_config_refuses_an_unknown_store() -> None:
