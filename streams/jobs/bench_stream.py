@@ -17,15 +17,17 @@ state; a case ends when every measured event is accounted for, so the last lists
 throughput and freshness. ``accounted`` in the results says how.
 
 Cases: ``bare`` (``streams/jobs/bench_bare.py``: the measured events through a bare aiokafka
-consumer that SETs each one in Redis, no faust, no state: the ceiling of this broker, Redis
-and machine), ``limit`` (no model work: consume, state, co-visitation + popularity lists,
-Redis), the full pipeline at each beam width, the full pipeline at each of ``rates`` events/s
-and at one third of the first full case's measured throughput (``third_rate``). Co-visitation
-and popularity are seeded from the data set in every case, so the difference is the models'.
-The worker's CPU (cores busy, from /proc) and resident memory are reported per case, its search
-process (``SIDSTREAM_MODEL_PROCESS``) included. The run ends with :func:`checks` (full / limit,
-limit / bare, p99 freshness at one third: ratios that hold on any machine of this kind, and the
-absolute targets) and the mean history length of the measured users (:func:`history_lengths`).
+consumer that SETs each one in Redis, no faust, no state: the ceiling of this broker, Redis and
+machine), ``faust floor`` (the same carried by the worker's faust app: what faust's message
+path leaves of the ceiling, :func:`shares`), ``limit`` (no model work: consume, state,
+co-visitation + popularity lists, Redis), the full pipeline at each beam width, the full
+pipeline at each of ``rates`` events/s and at one third of the first full case's measured
+throughput (``third_rate``). Co-visitation and popularity are seeded from the data set in every
+case, so the difference is the models'. The worker's CPU (cores busy, from /proc) and resident
+memory are reported per case, its search process (``SIDSTREAM_MODEL_PROCESS``) included. The
+run ends with :func:`checks` (full / limit, limit / bare, p99 freshness at one third: ratios
+that hold on any machine of this kind, and the absolute targets) and the mean history length of
+the measured users (:func:`history_lengths`).
 
 The worker batches its changelog records as it would on Apache Kafka
 (``SIDSTREAM_BROKER_KIND=kafka``); no case recovers a changelog, so Tansu's end-offset quirk
@@ -56,7 +58,7 @@ from models.artifacts import latest
 from models.data.dataset import load_dataset
 from streams.channels.seed import SEED_FILE
 from streams.contracts.events import event_to_json
-from streams.jobs.bench_bare import run_bare_case
+from streams.jobs.bench_bare import BARE, FAUST_FLOOR, run_bare_case
 from streams.jobs.replay import event_of, interactions, make_producer, pace
 from streams.jobs.seed import build_seed
 from streams.metrics import OUTCOMES
@@ -131,8 +133,10 @@ def run_bench_stream(cfg: StreamBenchConfig) -> list[CaseResult]:
     workdir = Path(tempfile.mkdtemp(prefix="sidstream-bench-"))
     models = _model_dir(cfg, workdir)
     measured = order[cfg.warm_events: cfg.warm_events + cfg.events]
-    results = [_run_bare(ds, measured, workdir / "bare")]
-    print(_row(results[0]), flush=True)
+    results = [_run_bare(ds, measured, workdir / "bare"),
+               _run_bare(ds, measured, workdir / "faust_floor", "faust floor")]
+    for res in results:
+        print(_row(res), flush=True)
     todo = cases(cfg)
     while todo:
         case = todo.pop(0)
@@ -171,10 +175,11 @@ def history_lengths(order: list[Any], warm: int, n: int) -> dict[str, float]:
             "all_events_mean": round(float(np.mean(overall)), 2)}
 
 
-def _run_bare(ds: Any, todo: list[Any], workdir: Path) -> CaseResult:
-    bare, wall = run_bare_case(ds, todo, workdir, _produce)
+def _run_bare(ds: Any, todo: list[Any], workdir: Path, name: str = "bare") -> CaseResult:
+    bare, wall = run_bare_case(ds, todo, workdir, _produce,
+                               module=FAUST_FLOOR if name == "faust floor" else BARE)
     span = max(bare.last_s - bare.first_s, 1e-9)
-    return CaseResult("bare", bare.events, round(wall, 2), round(bare.events_per_s, 1),
+    return CaseResult(name, bare.events, round(wall, 2), round(bare.events_per_s, 1),
                       0.0, cpu_cores=round(bare.cpu_s / span, 2), peak_rss_mb=bare.peak_rss_mb,
                       accounted={"set": bare.events})
 
@@ -368,6 +373,19 @@ def checks(results: list[CaseResult], beam: int) -> dict[str, dict[str, Any]]:
     return out
 
 
+def shares(results: list[CaseResult]) -> dict[str, float]:
+    """Where the limit's gap to the bare path lies (no targets): the faust floor over bare is
+    the framework's share, the limit over the floor the share of the worker's own work (state,
+    changelog, channels, lists)."""
+    by = {r.name: r.events_per_s for r in results}
+    out = {}
+    for name, num, den in (("floor_over_bare", "faust floor", "bare"),
+                           ("limit_over_floor", "limit", "faust floor")):
+        if by.get(num) and by.get(den):
+            out[name] = round(by[num] / by[den], 3)
+    return out
+
+
 def _report(results: list[CaseResult], cfg: StreamBenchConfig,
             history: dict[str, float]) -> None:
     by = {r.name: r for r in results}
@@ -381,6 +399,9 @@ def _report(results: list[CaseResult], cfg: StreamBenchConfig,
     for name, c in verdicts.items():
         print(f"  {name:<22} {c['value']:>10g} (target {c['rule']} {c['target']:g}): "
               f"{'met' if c['ok'] else 'MISSED'}")
+    split = shares(results)
+    for name, value in split.items():
+        print(f"  {name:<22} {value:>10g}")
     print(f"stream bench: full pipeline {full.events_per_s:.0f} events/s "
           f"({full.events_per_s / limit.events_per_s:.0%} of the {limit.events_per_s:.0f}/s "
           f"limit; limit at {limit.events_per_s / by['bare'].events_per_s:.0%} of bare "
@@ -388,6 +409,6 @@ def _report(results: list[CaseResult], cfg: StreamBenchConfig,
     if cfg.json:
         doc = {"config": {k: str(v) if isinstance(v, Path) else v
                           for k, v in asdict(cfg).items()},
-               "history": history, "checks": verdicts,
+               "history": history, "checks": verdicts, "shares": split,
                "results": [asdict(r) for r in results]}
         cfg.json.write_text(json.dumps(doc, indent=2))

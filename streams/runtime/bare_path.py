@@ -21,7 +21,7 @@ import json
 import resource
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
@@ -48,6 +48,33 @@ class BareResult:
         return 0.8 * self.events / span if span > 0 else self.events / max(self.last_s, 1e-9)
 
 
+@dataclass
+class Progress:
+    """When the first, 10 %, 90 % and last of ``n`` events were written (seconds since the
+    path was ready), and its CPU seconds meanwhile."""
+
+    n: int
+    t0: float = field(default_factory=time.monotonic)
+    cpu0: float = field(default_factory=time.process_time)
+    done: int = 0
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def written(self, k: int) -> bool:
+        """``k`` more events written; True once all ``n`` are."""
+        self.done += k
+        now = time.monotonic() - self.t0
+        for name, frac in (("first", 0.0), ("t10", 0.1), ("t90", 0.9), ("last", 1.0)):
+            if name not in self.marks and self.done >= max(1.0, frac * self.n):
+                self.marks[name] = round(now, 4)
+        return self.done >= self.n
+
+    def result(self) -> BareResult:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        m = self.marks
+        return BareResult(self.done, m["first"], m["t10"], m["t90"], m["last"],
+                          round(time.process_time() - self.cpu0, 3), round(peak, 1))
+
+
 async def run_bare(settings: Settings, n: int) -> BareResult:
     consumer = AIOKafkaConsumer(
         EVENTS_TOPIC, bootstrap_servers=settings.bootstrap_servers,
@@ -69,9 +96,8 @@ async def run_bare(settings: Settings, n: int) -> BareResult:
 
 async def _consume(consumer: AIOKafkaConsumer, redis: aioredis.Redis, settings: Settings,
                    n: int) -> BareResult:
-    t0, cpu0, done = time.monotonic(), time.process_time(), 0
-    marks: dict[str, float] = {}
-    while done < n:
+    progress = Progress(n)
+    while progress.done < n:
         batches = await consumer.getmany(timeout_ms=100,
                                          max_records=settings.ingest.batch_max)
         msgs = [m for part in batches.values() for m in part]
@@ -82,14 +108,8 @@ async def _consume(consumer: AIOKafkaConsumer, redis: aioredis.Redis, settings: 
             pipe.set(KEY_PREFIX + (m.key or b"").decode(), m.value, ex=settings.redis.rec_ttl_s)
         await pipe.execute()
         await consumer.commit()
-        done += len(msgs)
-        now = time.monotonic() - t0
-        for name, frac in (("first", 0.0), ("t10", 0.1), ("t90", 0.9), ("last", 1.0)):
-            if name not in marks and done >= max(1.0, frac * n):
-                marks[name] = round(now, 4)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return BareResult(done, marks["first"], marks["t10"], marks["t90"], marks["last"],
-                      round(time.process_time() - cpu0, 3), round(peak, 1))
+        progress.written(len(msgs))
+    return progress.result()
 
 
 def main(argv: list[str]) -> int:

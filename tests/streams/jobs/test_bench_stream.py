@@ -14,6 +14,7 @@ from streams.jobs.bench_stream import (
     checks,
     history_lengths,
     run_bench_stream,
+    shares,
     third_rate_case,
 )
 from streams.jobs.replay import Interaction
@@ -32,6 +33,12 @@ def test_checks_compare_full_with_limit_and_limit_with_bare() -> None:
     assert got["limit_over_bare"]["value"] == pytest.approx(1900 / 4000, abs=1e-3)
     assert not got["limit_over_bare"]["ok"]  # 47 % < 50 %
     assert not got["p99_ms_at_one_third"]["ok"] and got["p99_ms_at_300"]["ok"]
+
+
+def test_shares_split_the_gap_between_framework_and_worker() -> None:
+    got = shares([_res("bare", 20000), _res("faust floor", 5000), _res("limit", 2000)])
+    assert got == {"floor_over_bare": 0.25, "limit_over_floor": 0.4}
+    assert shares([_res("bare", 20000), _res("limit", 2000)]) == {}  # no floor measured
 
 
 def test_third_rate_case_runs_at_a_third_of_the_measured_throughput() -> None:
@@ -68,21 +75,23 @@ def test_bench_stream_runs_every_case(trained_models: Path, tmp_path: Path,
         data=str(data), model_dir=trained_models, warm_events=300, events=300, rates=(100,),
         rate_seconds=2, beams=(4,), json=out))
     names = [r.name for r in results]
-    assert names[:3] == ["bare", "limit", "full beam 4"] and names[-1] == "full beam 4 @ 100/s"
-    assert names[3].startswith("full beam 4 @ 1/3 = ")
-    bare, limit, full = results[:3]
-    assert bare.accounted == {"set": 300} and bare.events_per_s > 0 and bare.peak_rss_mb > 0
-    assert all(r.events_per_s > 0 and r.rss_mb > 0 and r.cpu_cores > 0 for r in results[1:])
+    assert names[:4] == ["bare", "faust floor", "limit", "full beam 4"]
+    assert names[-1] == "full beam 4 @ 100/s" and names[4].startswith("full beam 4 @ 1/3 = ")
+    bare, floor, limit, full = results[:4]
+    for path in (bare, floor):  # every measured event SET, through aiokafka or faust
+        assert path.accounted == {"set": 300} and path.events_per_s > 0 and path.peak_rss_mb > 0
+    assert all(r.events_per_s > 0 and r.rss_mb > 0 and r.cpu_cores > 0 for r in results[2:])
     assert "generative" in full.stages_ms and "generative" not in limit.stages_ms
     assert "search" in full.stages_ms and full.mean_job_users >= 1
     assert set(results[-1].freshness_ms) == {"p50", "p95", "p99"}
-    assert results[3].offered_per_s == pytest.approx(round(full.events_per_s / 3), abs=1) or (
-        results[3].offered_per_s < full.events_per_s / 3)  # capped by the data set's events
+    assert results[4].offered_per_s == pytest.approx(round(full.events_per_s / 3), abs=1) or (
+        results[4].offered_per_s < full.events_per_s / 3)  # capped by the data set's events
     assert "stream bench: full pipeline" in capsys.readouterr().out
     doc = json.loads(out.read_text())
-    assert len(doc["results"]) == 5 and doc["history"]["measured_mean"] > 0
+    assert len(doc["results"]) == 6 and doc["history"]["measured_mean"] > 0
     assert {"full_over_limit", "limit_over_bare", "p99_ms_at_one_third"} <= set(doc["checks"])
-    for r in results[1:]:  # every measured event ends with its list in Redis, or coalesced
+    assert set(doc["shares"]) == {"floor_over_bare", "limit_over_floor"}
+    for r in results[2:]:  # every measured event ends with its list in Redis, or coalesced
         assert sum(r.accounted.values()) >= r.events, (r.name, r.accounted)
         assert r.accounted["list_written"] > 0 and set(r.accounted) <= {
             "list_written", "coalesced", "duplicate"}, (r.name, r.accounted)
