@@ -134,7 +134,7 @@ def run_bench_stream(cfg: StreamBenchConfig) -> list[CaseResult]:
     models = _model_dir(cfg, workdir)
     measured = order[cfg.warm_events: cfg.warm_events + cfg.events]
     results = [_run_bare(ds, measured, workdir / "bare"),
-               _run_bare(ds, measured, workdir / "faust_floor", "faust floor")]
+               _run_bare(ds, measured, workdir / "faust_floor", "faust floor", FAUST_FLOOR)]
     for res in results:
         print(_row(res), flush=True)
     todo = cases(cfg)
@@ -175,9 +175,9 @@ def history_lengths(order: list[Any], warm: int, n: int) -> dict[str, float]:
             "all_events_mean": round(float(np.mean(overall)), 2)}
 
 
-def _run_bare(ds: Any, todo: list[Any], workdir: Path, name: str = "bare") -> CaseResult:
-    bare, wall = run_bare_case(ds, todo, workdir, _produce,
-                               module=FAUST_FLOOR if name == "faust floor" else BARE)
+def _run_bare(ds: Any, todo: list[Any], workdir: Path, name: str = "bare",
+              module: str = BARE) -> CaseResult:
+    bare, wall = run_bare_case(ds, todo, workdir, _produce, module=module)
     span = max(bare.last_s - bare.first_s, 1e-9)
     return CaseResult(name, bare.events, round(wall, 2), round(bare.events_per_s, 1),
                       0.0, cpu_cores=round(bare.cpu_s / span, 2), peak_rss_mb=bare.peak_rss_mb,
