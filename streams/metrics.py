@@ -27,8 +27,9 @@ DISCARD_REASONS = ("unreadable", "ahead_of_changelog")
 
 # Structures of a worker that grow with its users or items (label values of the
 # sidstream_memory_* gauges; measured by streams/runtime/memory.py, where each is described).
-MEMORY_COMPONENTS = ("user_state", "covisit", "popularity", "recall_cache", "prefix_cache",
-                     "debounce", "catalogue", "upsert_log", "redis_pending", "coldstart_bandit")
+MEMORY_COMPONENTS = ("user_state", "state_cache", "covisit", "popularity", "recall_cache",
+                     "prefix_cache", "debounce", "catalogue", "upsert_log", "redis_pending",
+                     "coldstart_bandit")
 
 # Pipeline stages (label values of sidstream_stage_seconds).
 STAGES = ("validate", "state", "recall", "generative", "coldstart", "rank", "ranker", "redis",

@@ -60,6 +60,9 @@ class WorkerSettings:
     # warm copies of other workers' table partitions kept by each worker (faust's
     # table_standby_replicas): a failover then reads only the tail of the changelog
     standby_replicas: int = 1
+    # the rocksdb store's memory, all partitions together (MiB): one block cache holding data,
+    # index and filter blocks, the memtables charged to it (streams/runtime/disk_store.py)
+    state_memory_mb: int = 256
     # item ids known to be in the catalogue (the unknown-item check); beyond it new ids are
     # not remembered locally and the Redis mirror answers for them (streams/runtime/catalogue.py)
     catalogue_max_items: int = 1_000_000
@@ -241,7 +244,7 @@ class Settings:
                      "covisit_max_items", "popularity_max_items", "debounce_max_users",
                      "redis_pending_max", "catalogue_max_items", "state_max_users",
                      "coldstart_max_items", "upsert_log_max_items",
-                     "memory_refresh_s"):
+                     "memory_refresh_s", "state_memory_mb"):
             if flat[name][1] <= 0:
                 raise ValueError(f"{flat[name][0]} must be positive")
         for name in ("model_threads", "quota_generative", "quota_covisit", "quota_popular",

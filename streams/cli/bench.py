@@ -33,7 +33,7 @@ def _cmd_bench_state(args: argparse.Namespace) -> int:
         stores=tuple(s.strip() for s in args.stores.split(",")), events=args.events,
         items=args.items, data=args.data, session_timeout_s=args.session_timeout,
         wiped_restart=not args.no_wiped_restart, static_membership=args.static_membership,
-        seed=args.seed,
+        state_memory_mb=args.state_memory_mb, seed=args.seed,
         json=Path(args.json) if args.json else None))
     return 0
 
@@ -181,6 +181,9 @@ def _add_state(bench_sub: argparse._SubParsersAction) -> None:
                    " a restart takes its partitions back without waiting for the session timeout")
     p.add_argument("--no-wiped-restart", action="store_true",
                    help="rocksdb: skip the restart on a wiped data dir")
+    p.add_argument("--state-memory-mb", type=int, default=256,
+                   help="the worker's SIDSTREAM_STATE_MEMORY_MB: the rocksdb store's memory "
+                   "budget, all partitions together")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the raw figures to this JSON file")
     p.set_defaults(func=_cmd_bench_state)

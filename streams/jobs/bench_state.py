@@ -46,7 +46,6 @@ from infra.worker_process import WorkerProcess
 from streams.jobs.bench_stream import sample_accounted, sustained_rate
 from streams.jobs.state_seed import history_lengths, seed_changelog
 from streams.jobs.store_recovery import produce, start_measured, timed_start
-from streams.runtime.disk_store import ROCKSDB_OPTIONS
 from streams.runtime.topics import ensure_topics
 from streams.settings import STORES, Settings
 
@@ -56,7 +55,6 @@ BEAUTY = "../shared/data/amazon-beauty-2014"
 EXTRAPOLATE_TO = 10_000_000
 COMMIT_WAIT_S = 2.5  # past the worker's 1 s offset commit: a restart re-reads no events
 INTACT_TARGET_S = 10.0  # the issue's bound on start-to-ready with local state intact
-MAX_WRITE_BUFFERS = 3  # faust's max_write_buffer_number (ROCKSDB_OPTIONS leaves it)
 
 
 @dataclass(frozen=True)
@@ -70,6 +68,8 @@ class StateBenchConfig:
     wiped_restart: bool = True  # rocksdb: also restart on a wiped data dir
     # static group membership (SIDSTREAM_GROUP_INSTANCE_ID): a restart is the same member
     static_membership: bool = False
+    # the rocksdb store's memory budget (SIDSTREAM_STATE_MEMORY_MB): its cache bound
+    state_memory_mb: int = Settings().worker.state_memory_mb
     start_timeout_s: float = 1800.0
     seed: int = 0
     workdir: Path | None = None
@@ -79,16 +79,9 @@ class StateBenchConfig:
         unknown = set(self.stores) - set(STORES)
         if unknown or not self.stores:
             raise ValueError(f"stores must be among {', '.join(STORES)}: {self.stores}")
-        if not self.users or min(self.users) <= 0 or self.events <= 0 or self.items <= 0:
-            raise ValueError("users, events and items must be positive")
-
-
-def cache_bound_mb(partitions: int) -> float:
-    """RocksDB memory the configuration allows a worker holding every partition: each
-    partition's block cache and write buffers."""
-    per = ROCKSDB_OPTIONS["block_cache_size"] + \
-        MAX_WRITE_BUFFERS * ROCKSDB_OPTIONS["write_buffer_size"]
-    return partitions * per / 2**20
+        if not self.users or min(self.users) <= 0 or self.events <= 0 or self.items <= 0 \
+                or self.state_memory_mb <= 0:
+            raise ValueError("users, events, items and state_memory_mb must be positive")
 
 
 def dir_bytes(path: Path) -> int:
@@ -102,6 +95,8 @@ def case_settings(stack_env: dict[str, str], store: str, root: Path,
         "SIDSTREAM_MODEL_DIR": str(root / "models"), "SIDSTREAM_METRICS_PORT": "",
         "SIDSTREAM_STORE": store, "SIDSTREAM_DATA_DIR": str(root / "data"),
         "SIDSTREAM_SESSION_TIMEOUT_S": str(cfg.session_timeout_s),
+        "SIDSTREAM_STATE_MEMORY_MB": str(cfg.state_memory_mb),
+        "SIDSTREAM_MEMORY_REFRESH_S": "2",  # the state_cache gauge read after the events
         "SIDSTREAM_GROUP_INSTANCE_ID": "bench-state-0" if cfg.static_membership else ""})
 
 
@@ -121,10 +116,13 @@ def push_events(worker: WorkerProcess, settings: Settings, users: int,
     assert worker.proc is not None
     rss, peak = memory_mb(worker.proc.pid)
     time.sleep(1.0)  # the users gauge is refreshed every second
+    snap = worker.metrics()
     return {"events": n, "seconds": round(wall, 1),
             "events_per_s": round(sustained_rate(samples, n), 1), "rss_mb": rss,
-            "peak_rss_mb": peak,
-            "users_in_state": int(worker.metrics().total("sidstream_users_in_state"))}
+            "peak_rss_mb": peak, "users_in_state": int(snap.total("sidstream_users_in_state")),
+            # RocksDB's shared cache, memtables included (refreshed every memory_refresh_s)
+            "state_cache_mb": round(snap.get("sidstream_memory_bytes",
+                                             component="state_cache") / 2**20, 1)}
 
 
 def restarts(settings: Settings, root: Path, cfg: StateBenchConfig) -> dict[str, Any]:
@@ -220,13 +218,14 @@ def store_summary(cases: list[dict[str, Any]], to: int = EXTRAPOLATE_TO) -> dict
     return out
 
 
-def verdicts(cases: list[dict[str, Any]], partitions: int) -> dict[str, dict[str, Any]]:
-    """The issue's targets on the rocksdb store: RSS within the cache bounds whatever the
-    number of users, and a restart on intact local state under 10 s at every size."""
+def verdicts(cases: list[dict[str, Any]], bound_mb: float) -> dict[str, dict[str, Any]]:
+    """The issue's targets on the rocksdb store: RSS growth across sizes within the store's
+    memory budget (``bound_mb``), and a restart on intact local state under 10 s at every
+    size."""
     disk = sorted((c for c in cases if c["store"] == "rocksdb"), key=lambda c: c["users"])
     out: dict[str, dict[str, Any]] = {}
     if len(disk) >= 2:
-        bound = cache_bound_mb(partitions)
+        bound = bound_mb
         growth = max(c["stream"]["rss_mb"] for c in disk) - disk[0]["stream"]["rss_mb"]
         out["rocksdb_rss_growth_mb"] = {"value": round(growth, 1), "target": round(bound, 1),
                                         "rule": "<=", "ok": growth <= bound}
@@ -269,8 +268,7 @@ def run_bench_state(cfg: StateBenchConfig) -> dict[str, Any]:
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(), "mean_history": round(sum(lengths) / len(lengths), 2),
         "cases": []}
-    partitions = Settings().kafka.topic_partitions
-    doc["cache_bound_mb"] = cache_bound_mb(partitions)
+    doc["cache_bound_mb"] = cfg.state_memory_mb
     for users in sorted(cfg.users):
         for store in cfg.stores:
             doc["cases"].append(measure_case(cfg, store, users, lengths,
@@ -278,7 +276,7 @@ def run_bench_state(cfg: StateBenchConfig) -> dict[str, Any]:
             _write(doc, cfg.json)  # what is measured so far survives a later failure
     doc["stores"] = {s: store_summary([c for c in doc["cases"] if c["store"] == s])
                      for s in cfg.stores}
-    doc["verdicts"] = verdicts(doc["cases"], partitions)
+    doc["verdicts"] = verdicts(doc["cases"], cfg.state_memory_mb)
     _write(doc, cfg.json)
     print(summary_line(doc), flush=True)
     return doc

@@ -21,9 +21,14 @@ from streams.metrics import Metrics
 from streams.pipeline.batch import Pipeline
 from streams.runtime.catalogue import Catalogue
 from streams.runtime.catalogue_feed import CatalogueFeed
-from streams.runtime.faust_patches import guard_acks, reseek_skipped, set_fetch_max_wait
+from streams.runtime.faust_patches import (
+    EagerTableManager,
+    guard_acks,
+    reseek_skipped,
+    set_fetch_max_wait,
+)
 from streams.runtime.health import Health
-from streams.runtime.memory import MemoryGauges, Sources, table_users
+from streams.runtime.memory import MemoryGauges, Sources, table_cache, table_users
 from streams.runtime.model_watcher import ModelWatcher
 from streams.runtime.offsets import ProcessedOffsets
 from streams.runtime.recovery_check import guard_recovery
@@ -61,6 +66,7 @@ def make_faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
         consumer_group_instance_id=settings.kafka.group_instance_id or None,
         broker_commit_interval=1.0,
+        TableManager=EagerTableManager,
         # Tansu reports a partition's end offset as the last batch's first offset + 1: with
         # single-record batches changelog recovery is exact.
         producer_max_batch_size=1 if settings.kafka.broker_kind == "tansu" else 16_384,
@@ -89,6 +95,11 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
         async for batch in micro_batches(stream, settings):
             await handle_item_batch(rt, list(batch))
 
+    @app.timer(interval=0.2)
+    async def readiness() -> None:  # while not ready, become ready within 0.2 s of recovery
+        if not rt.health.broker:
+            await refresh_health(app, rt)
+
     @app.timer(interval=1.0)
     async def housekeeping() -> None:
         await refresh_health(app, rt)
@@ -100,7 +111,8 @@ def register_agents(app: faust.App, rt: Runtime, events_topic: TopicT, items_top
         rt.metrics.refused_acks.set(rt.processed.refused)
 
     gauges = MemoryGauges(Sources(settings, rt.pipeline, lambda: table_users(rt.table),
-                                  rt.catalogue, rt.writer, rt.watcher.upserts), rt.metrics)
+                                  rt.catalogue, rt.writer, rt.watcher.upserts,
+                                  state_cache=lambda: table_cache(rt.table)), rt.metrics)
 
     @app.timer(interval=settings.worker.memory_refresh_s)
     async def memory_gauges() -> None:  # sidstream_memory_* (streams/runtime/memory.py)

@@ -12,6 +12,8 @@ Components (``streams.metrics.MEMORY_COMPONENTS``), entries counted in, bound by
 - ``recall_cache``: users, ``SIDSTREAM_RECALL_CACHE_USERS``; ``prefix_cache``: history tokens,
   ``SIDSTREAM_PREFIX_CACHE_TOKENS`` (in the search process when there is one: its answers carry
   the size, ``models/recall/search_process.py``);
+- ``state_cache`` (rocksdb store only): bytes in RocksDB's shared block cache, the memtables
+  charged to it included, ``SIDSTREAM_STATE_MEMORY_MB`` (its entries and bound are bytes too);
 - ``debounce``: users with a recompute time (or deferred), ``SIDSTREAM_DEBOUNCE_MAX_USERS``;
 - ``catalogue``: known item ids, ``SIDSTREAM_CATALOGUE_MAX_ITEMS``; ``upsert_log``: catalogue
   upserts kept for model swaps, ``SIDSTREAM_UPSERT_LOG_MAX_ITEMS``; ``redis_pending``: lists
@@ -117,6 +119,7 @@ class Sources:
     catalogue: Catalogue | None = None
     writer: RecWriter | None = None
     upserts: UpsertLog | None = None
+    state_cache: Callable[[], Usage | None] = lambda: None  # the disk store's, see table_cache
 
 
 def channel_usage(src: Sources) -> dict[str, Usage]:
@@ -166,6 +169,9 @@ def runtime_usage(src: Sources) -> dict[str, Usage]:
         "debounce": Usage(max(len(deb.last), len(deb.deferred)), deb.max_users,
                           _bytes(deb.last, deb.deferred, p.unanswered)),
     }
+    cache = src.state_cache()
+    if cache is not None:
+        out["state_cache"] = cache
     if src.catalogue is not None:
         out["catalogue"] = Usage(len(src.catalogue), src.catalogue.max_items,
                                  _bytes(src.catalogue.known))
@@ -220,3 +226,13 @@ def table_users(table: Any) -> Sequence[Mapping[Any, Any]]:
         return (unacked,)
     parts: Iterable[Any] = (getattr(store, "data", None), getattr(store, "_key_partition", None))
     return tuple(p for p in parts if isinstance(p, Mapping))
+
+
+def table_cache(table: Any) -> Usage | None:
+    """The rocksdb store's memory now against its budget, in bytes (None for the memory
+    store): its shared block cache, which the memtables are charged to."""
+    options = getattr(getattr(table, "data", None), "rocksdb_options", None)
+    if options is None or not hasattr(options, "usage"):
+        return None
+    used = options.usage()
+    return Usage(used, options.memory_bytes, used)

@@ -33,13 +33,16 @@ def store_url(settings: Settings) -> str:
 class UserTable(faust.Table):
     """A table whose disk store is written from acknowledged changelog records."""
 
-    def __init__(self, *args: Any, metrics: Metrics | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, metrics: Metrics | None = None,
+                 memory_bytes: int = 256 << 20, **kwargs: Any) -> None:
         self.metrics = metrics
+        self.memory_bytes = memory_bytes  # the disk store's budget (SIDSTREAM_STATE_MEMORY_MB)
         super().__init__(*args, **kwargs)
 
     def _new_store_by_url(self, url: Any) -> Any:
         if str(url).startswith("rocksdb:"):
-            return DiskStore(url, self.app, self, metrics=self.metrics, table_name=self.name,
+            return DiskStore(url, self.app, self, metrics=self.metrics,
+                             memory_bytes=self.memory_bytes, table_name=self.name,
                              key_type=self.key_type, key_serializer=self.key_serializer,
                              value_type=self.value_type, value_serializer=self.value_serializer,
                              options=dict(ROCKSDB_OPTIONS, **(self.options or {})))
@@ -81,6 +84,7 @@ class UserTable(faust.Table):
 def make_table(app: faust.App, settings: Settings, metrics: Metrics) -> UserTable:
     """The user-state table, registered with ``app`` (keys and values JSON on the changelog)."""
     table = UserTable(app, name=TABLE_NAME, default=None, beacon=app.tables.beacon,
-                      partitions=settings.kafka.topic_partitions, metrics=metrics)
+                      partitions=settings.kafka.topic_partitions, metrics=metrics,
+                      memory_bytes=settings.worker.state_memory_mb << 20)
     app.tables.add(table)
     return table

@@ -12,7 +12,6 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from streams.jobs.bench_state import (
     StateBenchConfig,
-    cache_bound_mb,
     extrapolate,
     run_bench_state,
     slope,
@@ -121,16 +120,16 @@ def test_store_summary_gives_bytes_per_user_from_the_slope_and_extrapolates_it()
 
 
 def test_verdicts_miss_when_rocksdb_rss_outgrows_its_caches_or_intact_restart_is_slow() -> None:
-    bound = cache_bound_mb(8)
-    assert bound == pytest.approx(8 * (64 + 3 * 16))
+    bound = 256.0  # the store's memory budget, MiB
     flat = [_case("rocksdb", 1000, 300.0, 320.0), _case("rocksdb", 100_000, 350.0, 400.0)]
-    got = verdicts(flat, 8)
+    got = verdicts(flat, bound)
     assert got["rocksdb_rss_growth_mb"]["ok"] and got["rocksdb_intact_ready_s"]["ok"]
+    assert got["rocksdb_rss_growth_mb"]["target"] == bound
     growing = [flat[0], _case("rocksdb", 100_000, 350.0, 320.0 + bound + 1)]
-    assert not verdicts(growing, 8)["rocksdb_rss_growth_mb"]["ok"]
+    assert not verdicts(growing, bound)["rocksdb_rss_growth_mb"]["ok"]
     slow = [_case("rocksdb", 1000, 300.0, 320.0)]
     slow[0]["restart_intact"] = _start(0, 0.1, ready_s=10.0)
-    assert not verdicts(slow, 8)["rocksdb_intact_ready_s"]["ok"]
+    assert not verdicts(slow, bound)["rocksdb_intact_ready_s"]["ok"]
 
 
 def test_config_refuses_an_unknown_store() -> None:
@@ -138,6 +137,8 @@ def test_config_refuses_an_unknown_store() -> None:
         StateBenchConfig(stores=("disk",))
     with pytest.raises(ValueError, match="positive"):
         StateBenchConfig(users=(0,))
+    with pytest.raises(ValueError, match="positive"):
+        StateBenchConfig(state_memory_mb=0)
 
 
 @pytest.mark.integration

@@ -111,3 +111,30 @@ def test_a_partition_without_a_commit_starts_at_what_was_fetched_since_the_assig
     fetch(p, TP0, 2)
     assert admitted(p, ev(TP0, 2)) == [] and p.committable(TP0) == 0
     assert p.dropped(TP0, 0.0) == 0
+
+
+def test_the_worker_app_starts_its_tables_without_an_idle_second() -> None:
+    """faust's table manager sleeps a second at start before it subscribes: every worker start
+    and restart waited for it."""
+    from streams.runtime.app import make_faust_app
+    from streams.settings import Settings
+
+    tables = make_faust_app(Settings.from_env({})).tables
+    assert isinstance(tables, faust_patches.EagerTableManager)
+    done: list[str] = []
+
+    async def update_channels() -> None:
+        done.append("channels")
+
+    async def start() -> None:
+        done.append("recovery")
+
+    tables._update_channels = update_channels  # type: ignore[method-assign]
+    tables._recovery = SimpleNamespace(start=start)  # type: ignore[assignment]
+
+    async def timed() -> float:
+        t0 = asyncio.get_running_loop().time()
+        await tables.on_start()
+        return asyncio.get_running_loop().time() - t0
+
+    assert asyncio.run(timed()) < 0.5 and done == ["channels", "recovery"]

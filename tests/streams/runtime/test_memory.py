@@ -25,6 +25,7 @@ from streams.runtime.memory import (
     deep_size,
     prefix_stats,
     sampled_bytes,
+    table_cache,
     table_users,
 )
 from streams.runtime.redis_writer import RecWriter
@@ -142,6 +143,13 @@ def test_table_users_are_the_heap_parts_of_either_store() -> None:
     assert [len(m) for m in table_users(SimpleNamespace(data=memory_store))] == [1, 1]
     disk_store = SimpleNamespace(unacked={b"u": b"{}", b"v": b"{}"})
     assert [len(m) for m in table_users(SimpleNamespace(data=disk_store))] == [2]
+
+
+def test_the_state_cache_is_the_disk_stores_against_its_budget() -> None:
+    options = SimpleNamespace(usage=lambda: 5 << 20, memory_bytes=256 << 20)
+    got = table_cache(SimpleNamespace(data=SimpleNamespace(rocksdb_options=options)))
+    assert got is not None and (got.entries, got.bound, got.bytes) == (5 << 20, 256 << 20, 5 << 20)
+    assert table_cache(SimpleNamespace(data=SimpleNamespace(data={}))) is None  # memory store
 
 
 def test_a_component_past_its_bound_warns_once(caplog: pytest.LogCaptureFixture) -> None:
