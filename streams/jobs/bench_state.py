@@ -225,10 +225,9 @@ def verdicts(cases: list[dict[str, Any]], bound_mb: float) -> dict[str, dict[str
     disk = sorted((c for c in cases if c["store"] == "rocksdb"), key=lambda c: c["users"])
     out: dict[str, dict[str, Any]] = {}
     if len(disk) >= 2:
-        bound = bound_mb
         growth = max(c["stream"]["rss_mb"] for c in disk) - disk[0]["stream"]["rss_mb"]
-        out["rocksdb_rss_growth_mb"] = {"value": round(growth, 1), "target": round(bound, 1),
-                                        "rule": "<=", "ok": growth <= bound}
+        out["rocksdb_rss_growth_mb"] = {"value": round(growth, 1), "target": round(bound_mb, 1),
+                                        "rule": "<=", "ok": growth <= bound_mb}
     if disk:
         for what in ("ready_s", "recovery_s"):
             worst = max(c["restart_intact"][what] or 0.0 for c in disk)

@@ -136,7 +136,7 @@ class DiskStore(faust_rocksdb.Store):
     """faust's RocksDB store, changed as the module says."""
 
     def __init__(self, url: Any, app: Any, table: Any, *, metrics: Metrics | None = None,
-                 memory_bytes: int = 256 << 20, **kwargs: Any) -> None:
+                 memory_bytes: int, **kwargs: Any) -> None:
         super().__init__(url, app, table, driver="rocksdict", **kwargs)
         self.rocksdb_options = BoundedOptions(memory_bytes, **(self.options or {}),
                                               use_rocksdict=True)
