@@ -61,7 +61,7 @@ class WorkerSettings:
     # table_standby_replicas): a failover then reads only the tail of the changelog
     standby_replicas: int = 1
     # the rocksdb store's memory, all partitions together (MiB): one block cache holding data,
-    # index and filter blocks, the memtables charged to it (streams/runtime/disk_store.py)
+    # index and filter blocks, the memtables charged to it (streams/runtime/disk_options.py)
     state_memory_mb: int = 256
     # item ids known to be in the catalogue (the unknown-item check); beyond it new ids are
     # not remembered locally and the Redis mirror answers for them (streams/runtime/catalogue.py)

@@ -7,6 +7,9 @@
 * ``hybrid``: candidates from both (the beam's items and the item head's top-``beam``), each
   scored by ``log p_item + weight x log p_sid``, both exact (the SID log-prob of an item-head
   candidate is computed teacher-forced).
+* ``rerank``: LIGER's inference: the beam's items and every item added after training (no id
+  row: the new items) are the candidates, ranked by the item head's score of those alone. Its
+  cost grows with the beam and the new items, not with the catalogue.
 
 Exclusions (items the user has seen) are applied inside the search: at the last level an
 excluded leaf is masked and, one level earlier, a prefix whose leaves are all excluded is
@@ -22,7 +25,7 @@ from models.recall.beam import Excluder, RecallResult, children, keep_live_prefi
 from models.recall.sidrec import NEG, SIDRec
 from models.sid.trie import SidTrie
 
-MODES = ("hybrid", "beam", "item")
+MODES = ("hybrid", "beam", "item", "rerank")
 
 
 def beam_sids(model: SIDRec, trie: SidTrie, h: torch.Tensor, beam: int, excl: Excluder
@@ -65,6 +68,21 @@ def item_logp(model: SIDRec, h: torch.Tensor, table: torch.Tensor, excl: Exclude
     if new_item_boost:
         logits = logits + new_item_boost * (model.present & ~model.has_id)
     return excl.fill(logits.log_softmax(-1), NEG)
+
+
+def rerank(model: SIDRec, trie: SidTrie, h: torch.Tensor, table: torch.Tensor, k: int,
+           beam: int, excl: Excluder, new_item_boost: float = 0.0) -> RecallResult:
+    """Top-``k`` of the beam's items and the new items (``present`` without an id row), by
+    the item head's logits of those candidates (a softmax over the whole catalogue would only
+    shift each user's scores by one constant); ``new_item_boost`` as in :func:`item_logp`."""
+    beam_items, _ = beam_sids(model, trie, h, beam, excl)
+    new = (model.present & ~model.has_id).nonzero().squeeze(-1)
+    cand = torch.cat([beam_items, new.unsqueeze(0).expand(h.shape[0], -1)], 1)
+    safe = cand.clamp(min=0)
+    score = torch.einsum("ud,ucd->uc", h, table[safe])
+    if new_item_boost:
+        score = score + new_item_boost * ~model.has_id[safe]
+    return _top(cand, score.masked_fill((cand < 0) | excl.mask(cand), NEG), k)
 
 
 def _top(items: torch.Tensor, score: torch.Tensor, k: int) -> RecallResult:
@@ -124,6 +142,8 @@ def rank(model: SIDRec, trie: SidTrie, h: torch.Tensor, table: torch.Tensor, k: 
     if mode == "beam":
         items, score = beam_sids(model, trie, h, beam, excl)
         return _top(items, score, k)
+    if mode == "rerank":
+        return rerank(model, trie, h, table, k, beam, excl, new_item_boost)
     logp = item_logp(model, h, table, excl, new_item_boost)
     if mode == "item":
         score, items = logp.topk(min(k, logp.shape[1]), dim=-1)

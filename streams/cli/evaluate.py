@@ -161,8 +161,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "default: the weight tuned on validation, stored in the artifact)")
     p.add_argument("--steer", type=float, default=None,
                    help="beam look-ahead by the item head (0: off; default: the artifact's)")
-    p.add_argument("--mode", choices=("hybrid", "beam", "item"), default=None,
-                   help="SIDRec artifacts: decoding mode (default: the one chosen on validation)")
+    p.add_argument("--mode", choices=("hybrid", "beam", "item", "rerank"), default=None,
+                   help="SIDRec artifacts: decoding mode (default: the one chosen on validation;"
+                        " rerank: the beam's items and the new ones by the item head, LIGER's)")
     p.add_argument("--new-item-boost", type=float, default=None,
                    help="SIDRec artifacts: logit bonus of items added after training (the "
                         "held-out cold items; default: the artifact's, 0)")

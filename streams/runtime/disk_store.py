@@ -18,118 +18,69 @@ changelog after it. Three differences keep it exact:
    is one; the worker's micro-batches span partitions and its writes name their changelog
    partition (``streams.runtime.stages.put_state``), so reads here look the key up in every
    open partition (bloom filters first, as faust does without a current event).
-3. **A database that does not read back whole is rebuilt.** Opening a partition reads every
-   block once (checksums): one that fails to open or to read is deleted, counted in
-   ``sidstream_state_discarded_total{reason="unreadable"}`` and rebuilt from the changelog.
-   A database left with a write-ahead log to replay (a crash) is first opened in a child
-   process with a time limit: this RocksDB spins forever replaying some corrupt logs
-   (``log::Reader::ReadRecord``), whatever the recovery mode. ``streams.runtime.recovery_check``
-   discards one ahead of its changelog.
+3. **A database that does not read back is rebuilt, and opening one costs the same at any
+   size.** The database keeps its key count beside its offset (in the same write batches), so
+   opening a partition reads two keys, not the whole database; RocksDB's open checks its
+   manifest and every table file's size. Data blocks are checked (checksums) when a read
+   reaches them: a read that meets a corrupt block deletes that partition's database, counts
+   it in ``sidstream_state_discarded_total{reason="unreadable"}`` and stops the worker
+   (exit status ``EXIT_CORRUPT_STATE``) before anything else is served or committed; its
+   restart rebuilds the partition from the changelog, and the events of the lost batch come
+   again (nothing was committed past them). A database that does not open is rebuilt at once.
+   A database without a key count (written before it was kept) is read whole once, every
+   block (rocksdict's ``keys()`` stops silently at a corrupt block, its raw iterator's
+   ``status`` raises). A database left with a write-ahead log to replay (a crash) is first
+   opened in a child process with a time limit (``streams.runtime.disk_probe``).
+   ``streams.runtime.recovery_check`` discards one ahead of its changelog.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-import subprocess
-import sys
-from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import rocksdict
 from faust.stores import rocksdb as faust_rocksdb
 from faust.types import EventT
 
 from streams.metrics import Metrics
+from streams.runtime.disk_options import BoundedOptions
+from streams.runtime.disk_probe import Probes, log_to_replay
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-# faust's defaults give each partition's database a 2 GiB block cache and 64 MiB memtables;
-# here every partition's memtables are at most 16 MiB, and all of them share one bounded cache
-# (:class:`BoundedOptions`)
-ROCKSDB_OPTIONS: dict[str, Any] = {"write_buffer_size": 16 << 20}
-MEMTABLE_SHARE = 4  # memtables may take up to 1/MEMTABLE_SHARE of the memory budget
+COUNT_KEY = b"__sidstream\x00keys__"  # the partition's key count, beside faust's offset key
+EXIT_CORRUPT_STATE = 75  # the worker's exit status after a read met a corrupt block (EX_TEMPFAIL)
 
 
-class BoundedOptions(faust_rocksdb.RocksDBOptions):
-    """faust's RocksDB options with one memory budget for all of a worker's partitions
-    (``SIDSTREAM_STATE_MEMORY_MB``): faust gives each database a block cache of its own, and
-    index and filter blocks live outside it, so RocksDB's memory grows with partitions and
-    data. Here every database shares one LRU cache of ``memory_bytes`` that holds data, index
-    and filter blocks (level 0's pinned), and its memtables are charged to the same cache by
-    a write buffer manager, which flushes them once they pass ``memory_bytes /
-    MEMTABLE_SHARE`` together."""
-
-    def __init__(self, memory_bytes: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # a memtable reserves its arena in blocks of an eighth of its size: with one active
-        # memtable per partition, a small budget needs small memtables to stay one
-        self.write_buffer_size = min(self.write_buffer_size, memory_bytes // 16)
-        self.memory_bytes = memory_bytes
-        self.cache = rocksdict.Cache(memory_bytes)
-        self.write_buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
-            memory_bytes // MEMTABLE_SHARE, False, self.cache)
-
-    def as_options(self) -> Any:
-        opts = super().as_options()
-        table = rocksdict.BlockBasedOptions()
-        table.set_bloom_filter(self.bloom_filter_size, True)
-        table.set_block_cache(self.cache)
-        table.set_cache_index_and_filter_blocks(True)
-        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
-        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
-        opts.set_block_based_table_factory(table)
-        opts.set_write_buffer_manager(self.write_buffers)
-        return opts
-
-    def open(self, path: Path, *, read_only: bool = False) -> Any:
-        """faust's open, with these options given to the default column family as well:
-        rocksdict reopens an existing database with the column family options of its OPTIONS
-        file otherwise (RocksDB's own 8 MiB cache per database: every restart left the budget)."""
-        opts = self.as_options()
-        access = rocksdict.AccessType.read_write() if self.ttl is None \
-            else rocksdict.AccessType.with_ttl(self.ttl)
-        db = rocksdict.Rdict(str(path), options=opts, column_families={"default": opts},
-                             access_type=access)
-        db.set_read_options(rocksdict.ReadOptions())
-        return db
-
-    def usage(self) -> int:
-        """Bytes the shared cache holds now, the memtables charged to it included."""
-        return int(self.cache.get_usage())
+class CorruptStateError(RuntimeError):
+    """A read met a corrupt block of a partition's database (after the database was deleted)."""
 
 
-PROBE_TIMEOUT_S = 30.0  # opening a database in a child process (its log replayed) may take
-PROBE = ("import sys, rocksdict; "
-         "rocksdict.Rdict(sys.argv[1], options=rocksdict.Options(raw_mode=True)).close()")
+def exit_for_rebuild(detail: str) -> NoReturn:
+    """Stop the worker at once, as a crash would: nothing more is served or committed, and its
+    restart rebuilds the deleted partition from the changelog."""
+    log.critical("stopping the worker (exit %d) to rebuild its state: %s", EXIT_CORRUPT_STATE,
+                 detail)
+    logging.shutdown()
+    os._exit(EXIT_CORRUPT_STATE)
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """RocksDB's status for a block whose checksum or format is wrong."""
+    return "Corruption" in str(exc)
 
 
 def is_lock_error(exc: BaseException | str) -> bool:
     """Another process (or a not yet collected handle) holds the database: faust retries.
     faust's own test, ``"lock" in repr(exc)``, also matches ``block checksum mismatch``."""
     return "/LOCK:" in str(exc)
-
-
-def log_to_replay(path: Path) -> bool:
-    """Whether the database at ``path`` has a write-ahead log with records (after a crash;
-    a clean stop flushes them into tables)."""
-    return any(f.stat().st_size > 0 for f in path.glob("*.log"))
-
-
-def probe_open(path: Path) -> str | None:
-    """Open (and close) the database at ``path`` in a child process, within
-    ``PROBE_TIMEOUT_S``: None if it opened, else what went wrong."""
-    try:
-        done = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True,
-                              timeout=PROBE_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        return f"hangs replaying its write-ahead log (over {PROBE_TIMEOUT_S:.0f} s)"
-    if done.returncode == 0:
-        return None
-    lines = done.stderr.decode(errors="replace").strip().splitlines()
-    return f"cannot be opened: {lines[-1] if lines else done.returncode}"
 
 
 class DiskStore(faust_rocksdb.Store):
@@ -145,6 +96,10 @@ class DiskStore(faust_rocksdb.Store):
         self._unacked_at: dict[bytes, int] = {}  # their changelog partition, once sent
         self._offsets: dict[int, int | None] = {}  # persisted offset of each open partition
         self._counts: dict[int, int] = {}  # keys of each open partition (the users gauge)
+        # what a read that met a corrupt block does once the database is deleted (tests
+        # replace it; the worker exits)
+        self.on_corrupt: Callable[[str], object] = exit_for_rebuild
+        self.probes = Probes()  # crashed databases opened in child processes first
 
     @property
     def unacked(self) -> Mapping[bytes, bytes]:
@@ -174,13 +129,14 @@ class DiskStore(faust_rocksdb.Store):
         last = self._offsets.get(partition)
         if last is not None and offset <= last:  # a recovery applied it (and later ones)
             return
-        new = self._absent(db, key)
+        count = self._counts.get(partition, 0) + self._absent(partition, key)
         batch = rocksdict.WriteBatch(raw_mode=True)
         batch.put(key, value)
         batch.put(self.offset_key, str(offset).encode())
+        batch.put(COUNT_KEY, str(count).encode())
         db.write(batch)
         self._offsets[partition] = offset
-        self._counts[partition] = self._counts.get(partition, 0) + new
+        self._counts[partition] = count
         self._key_index[key] = partition  # the next read goes straight to this partition
 
     def _get(self, key: bytes) -> bytes | None:
@@ -190,6 +146,17 @@ class DiskStore(faust_rocksdb.Store):
         found = self._get_bucket_for_key(key)
         return None if found is None else found.value
 
+    def _get_bucket_for_key(self, key: bytes) -> Any:
+        """faust's lookup (the partition last seen holding ``key``, else every open one, bloom
+        filters first), each read guarded against corrupt blocks."""
+        known = self._key_index.get(key)
+        for partition in [known] if known is not None and known in self._dbs else list(self._dbs):
+            value = self._read(partition, key)
+            if value is not None:
+                self._key_index[key] = partition
+                return faust_rocksdb._DBValueTuple(self._dbs[partition], value)
+        return None
+
     def _contains(self, key: bytes) -> bool:
         return key in self._unacked or self._get_bucket_for_key(key) is not None
 
@@ -197,15 +164,34 @@ class DiskStore(faust_rocksdb.Store):
         self._unacked.pop(key, None)
         self._unacked_at.pop(key, None)
         for partition, db in list(self._dbs.items()):
-            if not self._absent(db, key):
-                db.delete(key)
+            if not self._absent(partition, key):
                 self._counts[partition] = self._counts.get(partition, 0) - 1
+                batch = rocksdict.WriteBatch(raw_mode=True)
+                batch.delete(key)
+                batch.put(COUNT_KEY, str(self._counts[partition]).encode())
+                db.write(batch)
 
     def _iteritems(self) -> Iterator[tuple[bytes, bytes]]:
         pending = dict(self._unacked)
         for key, value in super()._iteritems():
             yield key, pending.pop(key, value)
         yield from pending.items()
+
+    def _visible_items(self, db: Any) -> Iterator[tuple[bytes, bytes]]:
+        """faust's, without the key count, and raising at a corrupt block (rocksdict's
+        ``items()`` stops there silently)."""
+        partition = next(p for p, open_db in self._dbs.items() if open_db is db)
+        it = db.iter()
+        try:
+            it.seek_to_first()
+            while it.valid():
+                key = it.key()
+                if key != self.offset_key and key != COUNT_KEY:
+                    yield key, it.value()
+                it.next()
+            self._guarded(partition, it.status)
+        finally:
+            del it  # an iterator left alive keeps the database locked
 
     def _iterkeys(self) -> Iterator[bytes]:
         for key, _ in self._iteritems():
@@ -223,7 +209,7 @@ class DiskStore(faust_rocksdb.Store):
         n = sum(self._counts.get(p, 0) for p in actives if p in self._dbs)
         for key, partition in self._unacked_at.items():
             db = self._dbs.get(partition)
-            n += partition in actives and db is not None and self._absent(db, key)
+            n += partition in actives and db is not None and self._absent(partition, key)
         return n
 
     # -- the changelog: recovery and standby replicas --------------------------------------------
@@ -240,10 +226,11 @@ class DiskStore(faust_rocksdb.Store):
             if msg.key is None:
                 raise TypeError(f"changelog record without a key: {msg}")
             partition, where = msg.partition, (msg.partition, msg.key)
-            db = self._db_for_partition(partition)
+            self._db_for_partition(partition)  # opened if it is not yet
             wb = batches.setdefault(partition, rocksdict.WriteBatch(raw_mode=True))
             offsets[partition] = max(msg.offset, offsets.get(partition, -1))
-            existed = present[where] if where in present else not self._absent(db, msg.key)
+            existed = present[where] if where in present else not self._absent(partition,
+                                                                               msg.key)
             present[where] = msg.value is not None
             self._counts[partition] = self._counts.get(partition, 0) + (
                 present[where] - existed)
@@ -254,6 +241,7 @@ class DiskStore(faust_rocksdb.Store):
         for partition, wb in batches.items():
             offset = offsets[partition]
             wb.put(self.offset_key, str(offset).encode())
+            wb.put(COUNT_KEY, str(self._counts[partition]).encode())
             self._dbs[partition].write(wb)
             self._offsets[partition] = offset
 
@@ -265,8 +253,10 @@ class DiskStore(faust_rocksdb.Store):
 
     def _open_for_partition(self, partition: int) -> Any:
         path = self.partition_path(partition)
-        if log_to_replay(path):
-            problem = probe_open(path)
+        if log_to_replay(path):  # after a crash: every partition's probe starts now, at once
+            n = self.table.changelog_topic.partitions or self.app.conf.topic_partitions
+            self.probes.start(self.partition_path(p) for p in range(n) if p not in self._dbs)
+            problem = self.probes.result(path)
             if problem is not None and is_lock_error(problem):
                 raise OSError(problem)  # faust retries while the lock is held
             if problem is not None:
@@ -278,16 +268,27 @@ class DiskStore(faust_rocksdb.Store):
                 raise
             return self._rebuild(partition, "unreadable", f"cannot be opened: {exc}")
         try:
-            count, offset = self._read_whole(db)
+            count, offset = self._read_counts(db)
         except Exception as exc:
             db.close()
             return self._rebuild(partition, "unreadable", f"does not read back: {exc}")
         self._counts[partition], self._offsets[partition] = count, offset
         return db
 
-    def _read_whole(self, db: Any) -> tuple[int, int | None]:
-        """(keys, persisted offset) of ``db``, reading every block once: rocksdict's
-        ``keys()`` stops silently at a corrupt block, its raw iterator's ``status`` raises."""
+    def _read_counts(self, db: Any) -> tuple[int, int | None]:
+        """(keys, persisted offset) of ``db``: two reads, or the whole database once where it
+        has no key count (written before one was kept), which is then written."""
+        raw_offset, raw_count = db.get(self.offset_key), db.get(COUNT_KEY)
+        offset = None if raw_offset is None else int(raw_offset)
+        if raw_count is not None:
+            return int(raw_count), offset
+        count = self._read_whole(db) - (raw_offset is not None)
+        db.put(COUNT_KEY, str(count).encode())
+        return count, offset
+
+    def _read_whole(self, db: Any) -> int:
+        """Keys in ``db``, reading every block once: rocksdict's ``keys()`` stops silently at
+        a corrupt block, its raw iterator's ``status`` raises."""
         scan = rocksdict.ReadOptions()
         scan.fill_cache(False)  # type: ignore[call-arg]  # the stub lacks its argument
         # (a one-off pass: the cache keeps what reads need, index blocks first)
@@ -302,8 +303,7 @@ class DiskStore(faust_rocksdb.Store):
             it.status()
         finally:
             del it  # an iterator left alive (by the traceback) keeps the database locked
-        raw = db.get(self.offset_key)
-        return n - (raw is not None), None if raw is None else int(raw)
+        return n
 
     def _rebuild(self, partition: int, reason: str, detail: str) -> Any:
         """Delete ``partition``'s database and open an empty one: recovery fills it."""
@@ -311,6 +311,27 @@ class DiskStore(faust_rocksdb.Store):
         db = super()._open_for_partition(partition)
         self._counts[partition], self._offsets[partition] = 0, None
         return db
+
+    def _guarded(self, partition: int, read: Callable[[], T]) -> T:
+        """``read()`` of ``partition``'s database; a corrupt block met stops the worker."""
+        try:
+            return read()
+        except Exception as exc:
+            if not is_corruption(exc):
+                raise
+            self._corrupt(partition, f"does not read back: {exc}")
+
+    def _corrupt(self, partition: int, detail: str) -> NoReturn:
+        """Delete ``partition``'s database, then stop the worker (:attr:`on_corrupt`): serving
+        on without the partition would serve empty states for its users."""
+        db = self._dbs.pop(partition, None)
+        if db is not None:
+            db.close()
+        self._delete_files(partition, "unreadable", detail)
+        self._counts.pop(partition, None)
+        self._offsets.pop(partition, None)
+        self.on_corrupt(f"{self.table_name} partition {partition} {detail[:300]}")
+        raise CorruptStateError(detail)
 
     def discard(self, partition: int, reason: str, detail: str) -> None:
         """Throw away ``partition``'s local state (open or not) before recovery reads from it."""
@@ -331,6 +352,7 @@ class DiskStore(faust_rocksdb.Store):
 
     async def stop(self) -> None:
         """Flush each database's memtable first: the next start has no log to replay."""
+        self.probes.stop()
         for partition, db in self._dbs.items():
             try:
                 db.flush()
@@ -353,6 +375,12 @@ class DiskStore(faust_rocksdb.Store):
             self._unacked.pop(key, None)
             del self._unacked_at[key]
 
-    @staticmethod
-    def _absent(db: Any, key: bytes) -> bool:
-        return not db.key_may_exist(key) or db.get(key) is None
+    def _read(self, partition: int, key: bytes) -> bytes | None:
+        """``key``'s value in ``partition``'s database (bloom filter first), or None."""
+        db = self._dbs[partition]
+        value: bytes | None = self._guarded(partition, lambda: db.get(key)
+                                            if db.key_may_exist(key) else None)
+        return value
+
+    def _absent(self, partition: int, key: bytes) -> bool:
+        return self._read(partition, key) is None

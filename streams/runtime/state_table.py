@@ -17,7 +17,8 @@ from faust.types import EventT
 from faust.types.tuples import FutureMessage
 
 from streams.metrics import Metrics
-from streams.runtime.disk_store import ROCKSDB_OPTIONS, DiskStore
+from streams.runtime.disk_options import ROCKSDB_OPTIONS
+from streams.runtime.disk_store import DiskStore
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -116,3 +116,28 @@ def test_new_item_slots_count_the_new_items_already_in_the_top_k() -> None:
     got = with_new_slots(res, logp, new, slots=2)
     assert got.items.tolist() == [[1, 2, 3, 5]] and got.scores[0, -1] == -5.0
     assert with_new_slots(res, logp, new, slots=1).items.tolist() == [[1, 2, 3, 4]]
+
+
+def test_rerank_ranks_the_beams_items_and_the_new_ones_by_the_item_head_alone() -> None:
+    """LIGER's inference: a new item (no id row, never decoded by a beam that is too narrow
+    to reach it) competes with the beam's candidates only, by the item head's score; an item
+    neither in the beam nor new is never returned, an excluded one neither."""
+    rec, h = _setup(5)
+    head = rec.table.sids[3][:-1]
+    rec.add_known(41, (*head, rec.table.prefix_count[head]))  # no id row: a new item
+    table = rec.model.item_table()
+    beam_items, _ = beam_sids(rec.model, rec.trie, h, beam=3, excl=Excluder(None, 3))
+    res = rank(rec.model, rec.trie, h, table, k=4, beam=3, mode="rerank")
+    logits = rec.model.item_logits(h, table).detach()
+    for u in range(3):
+        cand = {*beam_items[u].tolist(), 41} - {-1}
+        expected = sorted(cand, key=lambda i: -float(logits[u, i]))[:4]
+        assert res.items[u].tolist() == expected
+        torch.testing.assert_close(torch.from_numpy(res.scores[u]),
+                                   logits[u, torch.tensor(expected)])
+    excluded = rank(rec.model, rec.trie, h, table, k=4, beam=3, mode="rerank",
+                    excl=Excluder([{41}, set(), set()], 3))
+    assert 41 not in excluded.items[0].tolist() and 41 in excluded.items[1].tolist()
+    boosted = rank(rec.model, rec.trie, h, table, k=4, beam=3, mode="rerank",
+                   new_item_boost=50.0)
+    assert (boosted.items[:, 0] == 41).all()

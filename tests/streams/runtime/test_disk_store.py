@@ -19,9 +19,10 @@ import pytest
 from faust.types import TP
 
 from streams.metrics import Metrics
-from streams.runtime import disk_store
+from streams.runtime import disk_probe, disk_store
 from streams.runtime.app import make_faust_app
-from streams.runtime.disk_store import DiskStore, is_lock_error, log_to_replay, probe_open
+from streams.runtime.disk_probe import log_to_replay, probe_open
+from streams.runtime.disk_store import DiskStore, is_lock_error
 from streams.runtime.state_table import make_table
 from streams.settings import Settings
 
@@ -154,19 +155,28 @@ def test_users_are_counted_from_writes_and_recovery_not_by_scanning(
         again.close()
 
 
-def test_a_database_with_a_corrupt_block_is_rebuilt_not_half_read(tmp_path: Path) -> None:
-    """rocksdict's ``keys()`` stops at a corrupt block without an error: a store that trusted
-    it would serve the states before the block and lose the rest."""
+def corrupt_middle(path: Path) -> None:
+    """64 zero bytes in the middle of the one table file under ``path``: a data block, the
+    manifest and the file's size intact."""
+    (sst,) = path.glob("*.sst")
+    with sst.open("r+b") as fh:
+        fh.seek(sst.stat().st_size // 2)
+        fh.write(b"\0" * 64)
+
+
+def test_a_database_without_a_key_count_is_read_whole_and_a_corrupt_block_rebuilds_it(
+        tmp_path: Path) -> None:
+    """A database written before the key count was kept is counted by reading it whole; there
+    rocksdict's ``keys()`` stops at a corrupt block without an error: a store that trusted
+    it would count and serve the states before the block and lose the rest."""
     worker = Worker(tmp_path)
     db = worker.store._db_for_partition(0)
     for i in range(30_000):
         db.put(f'"u{i:06d}"'.encode(), os.urandom(120))
     db.put(worker.store.offset_key, b"29999")
+    db.delete(disk_store.COUNT_KEY)  # as before the count was kept
     worker.close()  # flushed to one table file of ~4 MB
-    (sst,) = worker.store.partition_path(0).glob("*.sst")
-    with sst.open("r+b") as fh:
-        fh.seek(sst.stat().st_size // 2)
-        fh.write(b"\0" * 64)
+    corrupt_middle(worker.store.partition_path(0))
     again = Worker(tmp_path)
     try:
         again.store._db_for_partition(0)
@@ -175,6 +185,96 @@ def test_a_database_with_a_corrupt_block_is_rebuilt_not_half_read(tmp_path: Path
         assert again.table.get("u000001") is None
     finally:
         again.close()
+
+
+def write_states(worker: Worker, partition: int, n: int) -> dict[str, str]:
+    """``n`` acknowledged states of ~250 bytes in ``partition``, flushed to a table file."""
+    states = {f"u{i:06d}": os.urandom(120).hex() for i in range(n)}
+    for offset, (key, value) in enumerate(states.items()):
+        worker.ack(partition, offset, key, value)
+    worker.store._dbs[partition].flush()
+    return states
+
+
+def test_a_reopened_partition_reads_its_key_count_not_its_whole_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening read every block of the database: the intact restart grew with the users
+    (0.7 s per million)."""
+    worker = Worker(tmp_path)
+    worker.store._db_for_partition(2)
+    write_states(worker, 2, 3000)
+    worker.ack(2, 3000, "u000007", "again")  # a user seen again is not counted twice
+    worker.close()
+    again = Worker(tmp_path)
+
+    def whole(db: Any) -> int:
+        raise AssertionError("read whole on open")
+
+    monkeypatch.setattr(again.store, "_read_whole", whole)
+    try:
+        again.store._db_for_partition(2)
+        assert again.store._counts[2] == 3000 and again.persisted(2) == 3000
+        assert again.table.get("u000007") == "again"
+        items = dict(again.store._visible_items(again.store._dbs[2]))
+        assert len(items) == 3000 and b'"u002999"' in items  # the count is not an item
+    finally:
+        again.close()
+
+
+def test_a_read_that_meets_a_corrupt_block_deletes_the_partition_and_stops_the_worker(
+        tmp_path: Path) -> None:
+    """Without the whole read on open, a corrupt data block is met by a read: it must not be
+    taken for a missing user (served as a new one), nor the worker go on without the
+    partition; the partition is deleted and the worker stopped, its restart rebuilds it."""
+    worker = Worker(tmp_path)
+    worker.store._db_for_partition(0)
+    states = write_states(worker, 0, 30_000)
+    worker.close()
+    corrupt_middle(worker.store.partition_path(0))
+    again = Worker(tmp_path)
+    stops: list[str] = []
+    again.store.on_corrupt = stops.append
+    try:
+        again.store._db_for_partition(0)
+        assert again.discarded("unreadable") == 0  # the open does not read the blocks
+        served = 0
+        with pytest.raises(disk_store.CorruptStateError):
+            for key, value in states.items():
+                assert again.table.get(key) == value  # never a wrong or missing state
+                served += 1
+        assert 0 < served < len(states) and len(stops) == 1 and "partition 0" in stops[0]
+        assert again.discarded("unreadable") == 1 and 0 not in again.store._dbs
+        assert not again.store.partition_path(0).exists()  # the restart rebuilds it
+    finally:
+        again.close()
+
+
+READ_ALL = """
+import sys
+from pathlib import Path
+from tests.streams.runtime.test_disk_store import Worker
+worker = Worker(Path(sys.argv[1]))
+worker.store._db_for_partition(0)
+for i in range(30_000):
+    worker.table.get(f"u{i:06d}")
+print("read all")
+"""
+
+
+def test_a_worker_that_meets_a_corrupt_block_exits_for_a_restart(tmp_path: Path) -> None:
+    """The worker's default on a corrupt block: exit at once with EXIT_CORRUPT_STATE (its
+    supervisor restarts it), not raise into faust, which would log the agent's crash and go
+    on consuming without the partition."""
+    worker = Worker(tmp_path)
+    worker.store._db_for_partition(0)
+    write_states(worker, 0, 30_000)
+    worker.close()
+    corrupt_middle(worker.store.partition_path(0))
+    done = subprocess.run([sys.executable, "-c", READ_ALL, str(tmp_path)], capture_output=True,
+                          timeout=60, check=False, cwd=Path(__file__).parents[3])
+    assert done.returncode == disk_store.EXIT_CORRUPT_STATE, done.stderr.decode()[-2000:]
+    assert b"read all" not in done.stdout
+    assert not worker.store.partition_path(0).exists()
 
 
 def test_a_database_that_does_not_open_is_rebuilt(tmp_path: Path) -> None:
@@ -226,7 +326,7 @@ def test_a_database_whose_log_hangs_rocksdb_is_rebuilt_not_waited_for(
         fh.seek(size // 3)
         fh.write(random.Random(1000).randbytes(size // 10))
     assert log_to_replay(path)
-    monkeypatch.setattr(disk_store, "PROBE_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(disk_probe, "PROBE_TIMEOUT_S", 3.0)
     copy = tmp_path / "copy.db"
     subprocess.run(["cp", "-r", str(path), str(copy)], check=True)
     assert (probe_open(copy) or "").startswith("hangs replaying")  # the bug is still there
@@ -236,6 +336,33 @@ def test_a_database_whose_log_hangs_rocksdb_is_rebuilt_not_waited_for(
         assert time.monotonic() - start < 10
         assert worker.discarded("unreadable") == 1 and worker.persisted(0) is None
     finally:
+        worker.close()
+
+
+def test_the_probes_of_every_crashed_partition_start_together(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One probe (a Python start-up, ~0.1 s) after another took most of a restart's open."""
+    worker = Worker(tmp_path)
+    for p in range(4):
+        subprocess.run([sys.executable, "-c", WRITE_AND_DIE, str(worker.store.partition_path(p))],
+                       check=True)
+    started: list[Path] = []
+    popen = subprocess.Popen
+
+    def spy(args: list[str], **kwargs: Any) -> Any:
+        started.append(Path(args[-1]))
+        return popen(args, **kwargs)
+
+    monkeypatch.setattr(disk_probe.subprocess, "Popen", spy)
+    try:
+        worker.store._db_for_partition(2)
+        assert sorted(started) == [worker.store.partition_path(p) for p in range(4)]
+        for p in (0, 1, 3):
+            worker.store._db_for_partition(p)
+        assert len(started) == 4 and worker.discarded("unreadable") == 0
+        assert all(worker.store._counts[p] == 20_000 for p in range(4))  # each opened whole
+    finally:
+        worker.store.probes.stop()
         worker.close()
 
 
@@ -264,8 +391,8 @@ def test_all_partitions_share_one_cache_that_the_memory_budget_bounds(tmp_path: 
 def test_a_reopened_partition_is_read_whole_outside_the_budgeted_cache(tmp_path: Path) -> None:
     """Two bugs of a restart: rocksdict reopened a database with RocksDB's own 8 MiB cache
     (the column family options of its OPTIONS file, not the budget), and the open's whole read
-    (the corruption check) went through the cache, evicting what reads need for blocks
-    nobody asked for."""
+    (now only of a database without a key count) went through the cache, evicting what reads
+    need for blocks nobody asked for."""
     w = Worker(tmp_path, memory_mb=64)
     try:
         for p in range(4):
@@ -275,6 +402,7 @@ def test_a_reopened_partition_is_read_whole_outside_the_budgeted_cache(tmp_path:
             w.ack(offset % 4, offset, f"u{offset}", {"seq": rng.randbytes(600).hex()})
     finally:
         for db in w.store._dbs.values():
+            db.delete(disk_store.COUNT_KEY)  # as written before the count was kept
             db.flush()
         w.close()
     again = Worker(tmp_path, memory_mb=64)
