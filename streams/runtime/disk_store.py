@@ -41,7 +41,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import rocksdict
 from faust.stores import rocksdb as faust_rocksdb
@@ -50,8 +50,6 @@ from faust.types import EventT
 from streams.metrics import Metrics
 from streams.runtime.disk_options import BoundedOptions
 from streams.runtime.disk_probe import Probes, log_to_replay
-
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +79,23 @@ def is_lock_error(exc: BaseException | str) -> bool:
     """Another process (or a not yet collected handle) holds the database: faust retries.
     faust's own test, ``"lock" in repr(exc)``, also matches ``block checksum mismatch``."""
     return "/LOCK:" in str(exc)
+
+
+def entries(db: Any, options: Any = None, values: bool = True
+            ) -> Iterator[tuple[bytes, bytes]]:
+    """Every (key, value) of ``db`` in key order (values ``b""`` unless ``values``); raises at
+    a corrupt block (rocksdict's ``keys()`` and ``items()`` stop there silently, the raw
+    iterator's ``status`` raises). The raw iterator never leaves: one left alive (by a
+    traceback) keeps the database locked."""
+    it = db.iter() if options is None else db.iter(options)
+    try:
+        it.seek_to_first()
+        while it.valid():
+            yield it.key(), it.value() if values else b""
+            it.next()
+        it.status()
+    finally:
+        del it
 
 
 class DiskStore(faust_rocksdb.Store):
@@ -178,20 +193,15 @@ class DiskStore(faust_rocksdb.Store):
         yield from pending.items()
 
     def _visible_items(self, db: Any) -> Iterator[tuple[bytes, bytes]]:
-        """faust's, without the key count, and raising at a corrupt block (rocksdict's
-        ``items()`` stops there silently)."""
+        """faust's, without the key count, and stopping the worker at a corrupt block
+        (rocksdict's ``items()`` stops there silently)."""
         partition = next(p for p, open_db in self._dbs.items() if open_db is db)
-        it = db.iter()
         try:
-            it.seek_to_first()
-            while it.valid():
-                key = it.key()
+            for key, value in entries(db):
                 if key != self.offset_key and key != COUNT_KEY:
-                    yield key, it.value()
-                it.next()
-            self._guarded(partition, it.status)
-        finally:
-            del it  # an iterator left alive keeps the database locked
+                    yield key, value
+        except Exception as exc:
+            self._read_failed(partition, exc)
 
     def _iterkeys(self) -> Iterator[bytes]:
         for key, _ in self._iteritems():
@@ -287,23 +297,12 @@ class DiskStore(faust_rocksdb.Store):
         return count, offset
 
     def _read_whole(self, db: Any) -> int:
-        """Keys in ``db``, reading every block once: rocksdict's ``keys()`` stops silently at
-        a corrupt block, its raw iterator's ``status`` raises."""
+        """Keys in ``db``, reading every block once (raises at a corrupt block)."""
         scan = rocksdict.ReadOptions()
         scan.fill_cache(False)  # type: ignore[call-arg]  # the stub lacks its argument
         # (a one-off pass: the cache keeps what reads need, index blocks first)
         scan.set_readahead_size(2 << 20)
-        it = db.iter(scan)
-        try:
-            it.seek_to_first()
-            n = 0
-            while it.valid():
-                n += 1
-                it.next()
-            it.status()
-        finally:
-            del it  # an iterator left alive (by the traceback) keeps the database locked
-        return n
+        return sum(1 for _ in entries(db, scan, values=False))
 
     def _rebuild(self, partition: int, reason: str, detail: str) -> Any:
         """Delete ``partition``'s database and open an empty one: recovery fills it."""
@@ -312,21 +311,17 @@ class DiskStore(faust_rocksdb.Store):
         self._counts[partition], self._offsets[partition] = 0, None
         return db
 
-    def _guarded(self, partition: int, read: Callable[[], T]) -> T:
-        """``read()`` of ``partition``'s database; a corrupt block met stops the worker."""
-        try:
-            return read()
-        except Exception as exc:
-            if not is_corruption(exc):
-                raise
-            self._corrupt(partition, f"does not read back: {exc}")
+    def _read_failed(self, partition: int, exc: Exception) -> NoReturn:
+        """A read of ``partition``'s database raised ``exc``: a corrupt block met stops the
+        worker (:meth:`_corrupt`); anything else is raised as it is."""
+        if not is_corruption(exc):
+            raise exc
+        self._corrupt(partition, f"does not read back: {exc}")
 
     def _corrupt(self, partition: int, detail: str) -> NoReturn:
         """Delete ``partition``'s database, then stop the worker (:attr:`on_corrupt`): serving
         on without the partition would serve empty states for its users."""
-        db = self._dbs.pop(partition, None)
-        if db is not None:
-            db.close()
+        self._close(partition)
         self._delete_files(partition, "unreadable", detail)
         self._counts.pop(partition, None)
         self._offsets.pop(partition, None)
@@ -335,10 +330,13 @@ class DiskStore(faust_rocksdb.Store):
 
     def discard(self, partition: int, reason: str, detail: str) -> None:
         """Throw away ``partition``'s local state (open or not) before recovery reads from it."""
+        self._close(partition)
+        self._dbs[partition] = self._rebuild(partition, reason, detail)
+
+    def _close(self, partition: int) -> None:
         db = self._dbs.pop(partition, None)
         if db is not None:
             db.close()
-        self._dbs[partition] = self._rebuild(partition, reason, detail)
 
     def _delete_files(self, partition: int, reason: str, detail: str) -> None:
         path = self.partition_path(partition)
@@ -378,8 +376,10 @@ class DiskStore(faust_rocksdb.Store):
     def _read(self, partition: int, key: bytes) -> bytes | None:
         """``key``'s value in ``partition``'s database (bloom filter first), or None."""
         db = self._dbs[partition]
-        value: bytes | None = self._guarded(partition, lambda: db.get(key)
-                                            if db.key_may_exist(key) else None)
+        try:
+            value: bytes | None = db.get(key) if db.key_may_exist(key) else None
+        except Exception as exc:
+            self._read_failed(partition, exc)
         return value
 
     def _absent(self, partition: int, key: bytes) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 
 from streams.runtime.recovery_check import ahead_of_changelog, check_local_state
-from tests.streams.runtime.test_disk_store import Worker
+from tests.fixtures.disk_worker import Worker
 
 
 @pytest.mark.parametrize(("persisted", "end", "ahead"), [

@@ -12,7 +12,7 @@ from streams.runtime.app import make_faust_app
 from streams.runtime.disk_store import DiskStore
 from streams.runtime.state_table import make_table, store_url
 from streams.settings import Settings
-from tests.streams.runtime.test_disk_store import changelog_record
+from tests.fixtures.disk_worker import changelog_record
 
 
 @pytest.mark.parametrize(("store", "url", "cls"), [("memory", "memory://", MemoryStore),
