@@ -46,6 +46,9 @@ class SIDRecConfig:
     id_drop: float = 0.1  # share of items trained without their id part (as cold items serve)
     sid_weight: float = 1.0  # weight of the SID head's cross-entropy (summed over levels)
     sid_detach: bool = True  # the SID head reads the encoder's states without shaping them
+    sid_distill: int = 0  # >0: the SID head also learns the item head's top-k items at each
+    # position, weighted by the item head's softmax over them (the teacher), beside the one
+    # observed next item: the beam learns the item head's ranking, not one item per position
     content_dim: int = 0  # >0: the tokenizer's input vector of each item (text or item2vec),
     # projected, joins its codes in the item embedding (0: codes only)
     drop_neighbors: int = 0  # >0: an id-dropped item in training gets the id part new items
@@ -282,7 +285,20 @@ class SIDRec(nn.Module):
         keep = (batch.inputs > 0) & (batch.targets > 0)
         h = self.encode(batch.inputs, table)[keep]
         tgt = batch.targets[keep]
-        item = F.cross_entropy(self.item_logits(h, table), tgt)
+        logits = self.item_logits(h, table)
+        item = F.cross_entropy(logits, tgt)
         hs = h.detach() if self.cfg.sid_detach else h
         sid = -self.sid_logp(hs, self.codes[tgt]).mean()
+        if self.cfg.sid_distill > 0:
+            sid = sid + self.distill_loss(hs, logits.detach())
         return item + self.cfg.sid_weight * sid, {"item": item.item(), "sid": sid.item()}
+
+    def distill_loss(self, h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the SID head (teacher-forced on each SID) against the item head's
+        ``sid_distill`` best items at each position, weighted by the item head's softmax over
+        them: ``h`` [P, d], ``logits`` [P, rows] the item head's scores (the teacher: detached)."""
+        k = min(self.cfg.sid_distill, int(self.present.sum()))
+        top, rows = logits.topk(k, dim=-1)
+        weights = top.softmax(-1)
+        logp = self.sid_logp(h.unsqueeze(-2), self.codes[rows])  # [P, k]
+        return -(weights * logp).sum(-1).mean()

@@ -79,7 +79,7 @@ def _cmd_train_sidrec(args: argparse.Namespace) -> int:
              "dropout": args.dropout, "id_embedding": not args.no_id_embedding,
              "id_drop": args.id_drop, "drop_neighbors": args.drop_neighbors,
              "sid_weight": args.sid_weight,
-             "sid_detach": not args.sid_shapes_encoder}
+             "sid_detach": not args.sid_shapes_encoder, "sid_distill": args.sid_distill}
     cfg = SIDRecTrainConfig(model=model, epochs=args.epochs, batch_size=args.batch_size,
                             lr=args.lr, lr_schedule=args.lr_schedule,
                             warmup_epochs=args.warmup_epochs, eval_every=args.eval_every,
@@ -238,6 +238,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sid-shapes-encoder", action="store_true",
                    help="let the SID head's loss train the encoder too (default: it only reads "
                         "the encoder's states)")
+    p.add_argument("--sid-distill", type=int, default=0, metavar="K",
+                   help="the SID head also learns the item head's K best items at each "
+                        "position, weighted by its softmax over them (0: off)")
     _add_stopping_args(p)
     p.add_argument("--beam", type=int, default=20)
     p.add_argument("--cold-items", type=float, default=0.0,
