@@ -37,15 +37,17 @@ test: install prometheus
 
 # The recall model of the README's quality table: tokenizer + SIDRec, 40 epochs with the
 # learning rate decayed to zero (the best validation epoch kept), test ablation; the artifact
-# lands in artifacts/sidrec. COLD=0.05 holds 5 % of the items out (the cold-item evaluation).
+# lands in artifacts/sidrec. COLD=0.05 holds 5 % of the items out (the cold-item evaluation);
+# DISTILL=K trains the SID head on the item head's K best items too (README: off in the recipe).
 DATA ?= ../shared/data/amazon-beauty-2014
 SEED ?= 0
 THREADS ?= 2
 COLD ?= 0
 RECALL_OUT ?= artifacts/sidrec
+DISTILL ?= 0
 recall-model: install
 	$(BIN)/sidstream train-tokenizer --data $(DATA) --out artifacts/tokenizer-s$(SEED) --epochs 300 --seed $(SEED) --threads $(THREADS)
-	$(BIN)/sidstream train-sidrec --data $(DATA) --tokenizer artifacts/tokenizer-s$(SEED) --out $(RECALL_OUT) --seed $(SEED) --threads $(THREADS) --lr-schedule cosine --epochs 40 --cold-items $(COLD)
+	$(BIN)/sidstream train-sidrec --data $(DATA) --tokenizer artifacts/tokenizer-s$(SEED) --out $(RECALL_OUT) --seed $(SEED) --threads $(THREADS) --lr-schedule cosine --epochs 40 --cold-items $(COLD) --sid-distill $(DISTILL)
 
 # Full-size fault injection (20,000 events per scenario); `make test` runs smaller versions.
 chaos: install

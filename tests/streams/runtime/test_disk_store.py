@@ -15,7 +15,14 @@ from faust.types import TP
 
 from streams.runtime import disk_store
 from streams.runtime.disk_store import is_lock_error
-from tests.fixtures.disk_worker import Worker, changelog_record, corrupt_middle, write_states
+from tests.fixtures.disk_worker import (
+    Worker,
+    changelog_record,
+    corrupt_middle,
+    corrupt_partition,
+    reopened,
+    write_states,
+)
 
 
 @pytest.fixture()
@@ -151,14 +158,8 @@ def test_a_read_that_meets_a_corrupt_block_deletes_the_partition_and_stops_the_w
     """Without the whole read on open, a corrupt data block is met by a read: it must not be
     taken for a missing user (served as a new one), nor the worker go on without the
     partition; the partition is deleted and the worker stopped, its restart rebuilds it."""
-    worker = Worker(tmp_path)
-    worker.store._db_for_partition(0)
-    states = write_states(worker, 0, 30_000)
-    worker.close()
-    corrupt_middle(worker.store.partition_path(0))
-    again = Worker(tmp_path)
-    stops: list[str] = []
-    again.store.on_corrupt = stops.append
+    states = corrupt_partition(tmp_path)
+    again, stops = reopened(tmp_path)
     try:
         again.store._db_for_partition(0)
         assert again.discarded("unreadable") == 0  # the open does not read the blocks
@@ -179,14 +180,8 @@ def test_iterating_a_partition_with_a_corrupt_block_stops_the_worker_not_ends_ea
     """Iterating a partition (faust's ``items()``, e.g. a table scan) that meets a corrupt block
     must stop the worker as a read does: rocksdict's own iteration ends there silently, as if
     the partition had no more users."""
-    worker = Worker(tmp_path)
-    worker.store._db_for_partition(0)
-    write_states(worker, 0, 30_000)
-    worker.close()
-    corrupt_middle(worker.store.partition_path(0))
-    again = Worker(tmp_path)
-    stops: list[str] = []
-    again.store.on_corrupt = stops.append
+    corrupt_partition(tmp_path)
+    again, stops = reopened(tmp_path)
     try:
         db = again.store._db_for_partition(0)
         seen = 0
@@ -215,16 +210,12 @@ def test_a_worker_that_meets_a_corrupt_block_exits_for_a_restart(tmp_path: Path)
     """The worker's default on a corrupt block: exit at once with EXIT_CORRUPT_STATE (its
     supervisor restarts it), not raise into faust, which would log the agent's crash and go
     on consuming without the partition."""
-    worker = Worker(tmp_path)
-    worker.store._db_for_partition(0)
-    write_states(worker, 0, 30_000)
-    worker.close()
-    corrupt_middle(worker.store.partition_path(0))
+    corrupt_partition(tmp_path)
     done = subprocess.run([sys.executable, "-c", READ_ALL, str(tmp_path)], capture_output=True,
                           timeout=60, check=False, cwd=Path(__file__).parents[3])
     assert done.returncode == disk_store.EXIT_CORRUPT_STATE, done.stderr.decode()[-2000:]
     assert b"read all" not in done.stdout
-    assert not worker.store.partition_path(0).exists()
+    assert not Worker(tmp_path).store.partition_path(0).exists()
 
 
 def test_a_database_that_does_not_open_is_rebuilt(tmp_path: Path) -> None:
