@@ -138,20 +138,15 @@ class DiskStore(faust_rocksdb.Store):
         if self._unacked.get(key) == value:  # no newer value was set meanwhile
             del self._unacked[key]
             self._unacked_at.pop(key, None)
-        db = self._dbs.get(partition)
-        if db is None:  # revoked meanwhile: its next owner reads the record from the changelog
-            return
+        if partition not in self._dbs:  # revoked meanwhile: its next owner reads the record
+            return  # from the changelog
         last = self._offsets.get(partition)
         if last is not None and offset <= last:  # a recovery applied it (and later ones)
             return
         count = self._counts.get(partition, 0) + self._absent(partition, key)
         batch = rocksdict.WriteBatch(raw_mode=True)
         batch.put(key, value)
-        batch.put(self.offset_key, str(offset).encode())
-        batch.put(COUNT_KEY, str(count).encode())
-        db.write(batch)
-        self._offsets[partition] = offset
-        self._counts[partition] = count
+        self._write(partition, batch, count, offset)
         self._key_index[key] = partition  # the next read goes straight to this partition
 
     def _get(self, key: bytes) -> bytes | None:
@@ -178,13 +173,24 @@ class DiskStore(faust_rocksdb.Store):
     def _del(self, key: bytes) -> None:
         self._unacked.pop(key, None)
         self._unacked_at.pop(key, None)
-        for partition, db in list(self._dbs.items()):
+        for partition in list(self._dbs):
             if not self._absent(partition, key):
-                self._counts[partition] = self._counts.get(partition, 0) - 1
                 batch = rocksdict.WriteBatch(raw_mode=True)
                 batch.delete(key)
-                batch.put(COUNT_KEY, str(self._counts[partition]).encode())
-                db.write(batch)
+                self._write(partition, batch, self._counts.get(partition, 0) - 1)
+
+    def _write(self, partition: int, batch: Any, count: int, offset: int | None = None
+               ) -> None:
+        """``batch`` into ``partition``'s database with its new key count (and changelog
+        offset) in the same atomic write: what a database holds, counts and has applied never
+        disagree on disk; the in-memory figures follow."""
+        if offset is not None:
+            batch.put(self.offset_key, str(offset).encode())
+        batch.put(COUNT_KEY, str(count).encode())
+        self._dbs[partition].write(batch)
+        self._counts[partition] = count
+        if offset is not None:
+            self._offsets[partition] = offset
 
     def _iteritems(self) -> Iterator[tuple[bytes, bytes]]:
         pending = dict(self._unacked)
@@ -249,11 +255,7 @@ class DiskStore(faust_rocksdb.Store):
             else:
                 wb.put(msg.key, msg.value)
         for partition, wb in batches.items():
-            offset = offsets[partition]
-            wb.put(self.offset_key, str(offset).encode())
-            wb.put(COUNT_KEY, str(self._counts[partition]).encode())
-            self._dbs[partition].write(wb)
-            self._offsets[partition] = offset
+            self._write(partition, wb, self._counts[partition], offsets[partition])
 
     def set_persisted_offset(self, tp: Any, offset: int) -> None:
         super().set_persisted_offset(tp, offset)
